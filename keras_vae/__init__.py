@@ -1,0 +1,24 @@
+"""keras-vae: a Keras 3 model zoo of variational autoencoders.
+
+The same code trains on the TensorFlow, JAX and PyTorch backends.
+
+Example:
+
+>>> import keras_vae as kv
+>>> model = kv.VAE(input_shape=(28, 28, 1), latent_dim=8)
+"""
+
+from keras_vae import datasets, layers, losses
+from keras_vae.callbacks import NaNGuard
+from keras_vae.models import VAE, GenerativeModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GenerativeModel",
+    "NaNGuard",
+    "VAE",
+    "datasets",
+    "layers",
+    "losses",
+]

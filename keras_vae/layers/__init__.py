@@ -1,0 +1,6 @@
+"""Layers of the zoo: sampling, upsampling and the building blocks of models."""
+
+from keras_vae.layers.depth_to_space import DepthToSpace
+from keras_vae.layers.sampling import Sampling
+
+__all__ = ["DepthToSpace", "Sampling"]

@@ -1,0 +1,152 @@
+import keras
+import numpy as np
+from keras import ops
+
+from keras_vae.callbacks.nan_guard import NaNGuard
+from keras_vae.training import Trainer
+
+
+class GenerativeModel(Trainer, keras.Model):
+    """Base class of the zoo's models: the shared training contract.
+
+    A subclass declares the names of its loss terms in `loss_term_names`
+    (the first is `"loss"`, the objective) and implements
+    `compute_loss_terms(x, training)` with `keras.ops`. The backend's
+    `Trainer` (see `keras_vae.training`) turns that into `train_step` and
+    `test_step`; every term is reported in the `fit` / `evaluate` logs.
+
+    The base class also:
+
+    - counts optimizer steps in a non-trainable variable, `steps_trained`,
+      that schedules (KL warm-up, capacity annealing) read under jit;
+    - checks NumPy inputs of `fit`, `evaluate` and the inference verbs with
+      `validate_inputs`, so bad data fails early with a clear message;
+    - stops training that produces a non-finite loss (`NaNGuard`);
+    - loads `.keras` files compiled on any backend on any other.
+    """
+
+    loss_term_names = ("loss",)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.loss_trackers = [
+            keras.metrics.Mean(name=name) for name in self.loss_term_names
+        ]
+        self.steps_trained = self.add_weight(
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            trainable=False,
+            name="steps_trained",
+        )
+
+    @property
+    def metrics(self):
+        return list(self.loss_trackers)
+
+    def compute_loss_terms(self, x, training=False):
+        """Returns a dict of scalar loss terms for the batch `x`.
+
+        Must contain `"loss"`, the objective minimized by `fit`, and every
+        name in `loss_term_names`.
+        """
+        raise NotImplementedError
+
+    def update_loss_trackers(self, terms):
+        """Updates one running mean per loss term and returns the logs."""
+        missing = [n for n in self.loss_term_names if n not in terms]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}.compute_loss_terms() did not return "
+                f"the loss terms {missing}."
+            )
+        for tracker in self.loss_trackers:
+            tracker.update_state(terms[tracker.name])
+        return {tracker.name: tracker.result() for tracker in self.loss_trackers}
+
+    def advance_step(self, training):
+        """Returns the number of steps trained so far, as a float32 scalar.
+
+        In training it also increments `steps_trained`, so the count is
+        carried by the step itself (and survives JAX's stateless, jitted
+        step) rather than by an eager callback.
+        """
+        step = ops.cast(self.steps_trained, "float32")
+        if training:
+            self.steps_trained.assign(self.steps_trained + 1)
+        return step
+
+    def validate_inputs(self, x):
+        """Raises a `ValueError` naming the problem if `x` is bad input.
+
+        The base class accepts anything; subclasses check shape, dtype and
+        range. Called on NumPy inputs only (datasets are checked lazily).
+        """
+
+    def _validate_array_inputs(self, x):
+        if isinstance(x, (tuple, list)) and x and not np.isscalar(x[0]):
+            x = x[0]
+        if isinstance(x, np.ndarray):
+            self.validate_inputs(x)
+
+    def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
+        self._validate_array_inputs(x)
+        if kwargs.get("validation_data") is not None:
+            self._validate_array_inputs(kwargs["validation_data"])
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, NaNGuard) for c in callbacks):
+            callbacks.append(NaNGuard())
+        return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._validate_array_inputs(x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def compile_from_config(self, config):
+        # A `.keras` file records the optimizer class of the backend it was
+        # saved on (torch has its own subclasses) and `jit_compile=True`
+        # when saved on JAX. Map both to what works on this backend.
+        config = dict(config)
+        optimizer = config.get("optimizer")
+        if isinstance(optimizer, dict) and str(
+            optimizer.get("module", "")
+        ).startswith("keras.src.backend."):
+            config["optimizer"] = {
+                **optimizer,
+                "module": "keras.optimizers",
+                "registered_name": None,
+            }
+        if keras.backend.backend() == "torch" and config.get("jit_compile"):
+            config["jit_compile"] = False
+        super().compile_from_config(config)
+
+    def _run_batched(self, fn, arrays, batch_size):
+        """Applies `fn` to slices of NumPy `arrays`; returns NumPy outputs.
+
+        `fn` takes one tensor per array and returns a tensor or a tuple of
+        tensors. Outputs are concatenated along the first axis.
+        """
+        arrays = [np.asarray(a) for a in arrays]
+        num = arrays[0].shape[0]
+        chunks = []
+        for start in range(0, num, batch_size):
+            batch = [ops.convert_to_tensor(a[start : start + batch_size]) for a in arrays]
+            outputs = fn(*batch)
+            if not isinstance(outputs, (tuple, list)):
+                outputs = (outputs,)
+            chunks.append([ops.convert_to_numpy(o) for o in outputs])
+        if not chunks:
+            raise ValueError("Received an empty input (0 examples).")
+        results = tuple(np.concatenate(parts, axis=0) for parts in zip(*chunks))
+        return results if len(results) > 1 else results[0]
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

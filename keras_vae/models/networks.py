@@ -1,0 +1,79 @@
+"""Builders of the default encoder and decoder networks of the image models.
+
+Each returns a functional `keras.Model`. Encoders map images to a feature
+vector (the model adds its own heads); decoders map a latent vector to one
+output per pixel (logits or means), of the image's shape.
+"""
+
+import math
+
+import keras
+from keras import layers
+
+from keras_vae.layers.depth_to_space import DepthToSpace
+
+
+def mlp_encoder(input_shape, hidden_dims, activation="relu", name="encoder_network"):
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Flatten()(inputs)
+    for units in hidden_dims:
+        x = layers.Dense(units, activation=activation)(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def mlp_decoder(
+    latent_dim, output_shape, hidden_dims, activation="relu", name="decoder_network"
+):
+    inputs = keras.Input(shape=(latent_dim,))
+    x = inputs
+    for units in reversed(hidden_dims):
+        x = layers.Dense(units, activation=activation)(x)
+    x = layers.Dense(math.prod(output_shape))(x)
+    outputs = layers.Reshape(output_shape)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def check_conv_shape(input_shape, num_stages):
+    factor = 2**num_stages
+    if len(input_shape) != 3 or input_shape[0] % factor or input_shape[1] % factor:
+        raise ValueError(
+            "The convolutional architecture needs input_shape (height, width, "
+            f"channels) with height and width divisible by {factor} "
+            f"(2 ** len(hidden_dims)); got input_shape={tuple(input_shape)}. "
+            "Use architecture='mlp', fewer hidden_dims, or pad the images."
+        )
+
+
+def conv_encoder(input_shape, hidden_dims, activation="relu", name="encoder_network"):
+    """Strided 3x3 convolutions, one stage per entry of `hidden_dims`."""
+    check_conv_shape(input_shape, len(hidden_dims))
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for filters in hidden_dims:
+        x = layers.Conv2D(filters, 3, strides=2, padding="same", activation=activation)(x)
+    x = layers.Flatten()(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def conv_decoder(
+    latent_dim, output_shape, hidden_dims, activation="relu", name="decoder_network"
+):
+    """Mirror of `conv_encoder` with sub-pixel (depth-to-space) upsampling.
+
+    Each stage is a 3x3 convolution to `4 * filters` channels followed by
+    `DepthToSpace(2)`: the same upsampling as a stride-2 transposed
+    convolution, but its gradient is fast on every backend (XLA:CPU's
+    `Conv2DTranspose` gradient is about 30x slower than the forward pass).
+    """
+    check_conv_shape(output_shape, len(hidden_dims))
+    factor = 2 ** len(hidden_dims)
+    height, width, channels = output_shape
+    start = (height // factor, width // factor, hidden_dims[-1])
+    inputs = keras.Input(shape=(latent_dim,))
+    x = layers.Dense(math.prod(start), activation=activation)(inputs)
+    x = layers.Reshape(start)(x)
+    for filters in reversed(hidden_dims):
+        x = layers.Conv2D(4 * filters, 3, padding="same", activation=activation)(x)
+        x = DepthToSpace(2)(x)
+    outputs = layers.Conv2D(channels, 3, padding="same")(x)
+    return keras.Model(inputs, outputs, name=name)

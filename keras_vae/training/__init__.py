@@ -1,0 +1,32 @@
+"""The one custom train/test step of the zoo, written once per backend.
+
+Keras core picks its trainer from the backend name at import; so does this
+package. Each module defines `Trainer`, a mixin placed before `keras.Model`
+in a model's bases. It needs two things from the model:
+
+- `compute_loss_terms(x, training)`: a dict of scalar tensors with a `"loss"`
+  entry (the objective) and named parts, written with `keras.ops` only;
+- `update_loss_trackers(terms)`: updates one `keras.metrics.Mean` per term
+  and returns the logs.
+
+Anything else a step changes (seed generators, EMA codebooks, step counters)
+is an ordinary non-trainable variable assigned inside `compute_loss_terms`.
+"""
+
+import keras
+
+_BACKEND = keras.backend.backend()
+
+if _BACKEND == "tensorflow":
+    from keras_vae.training.tensorflow import Trainer
+elif _BACKEND == "jax":
+    from keras_vae.training.jax import Trainer
+elif _BACKEND == "torch":
+    from keras_vae.training.torch import Trainer
+else:
+    raise ImportError(
+        f"keras_vae supports the tensorflow, jax and torch backends; "
+        f"KERAS_BACKEND is {_BACKEND!r}."
+    )
+
+__all__ = ["Trainer"]

@@ -1,0 +1,96 @@
+"""Stateless train and test steps for the JAX backend.
+
+JAX steps are pure functions of the model state: every variable read inside
+`compute_loss_terms` is taken from the state passed in (through a
+`keras.StatelessScope`), and every variable assigned there (seed generators,
+EMA codebooks, step counters) comes back as new non-trainable state. That is
+what lets such updates survive `jax.jit`.
+"""
+
+import jax
+import keras
+from keras.utils import unpack_x_y_sample_weight
+
+
+def _updated_values(scope, variables, values):
+    """The values assigned in `scope`, or the ones passed in if unchanged."""
+    updated = []
+    for variable, value in zip(variables, values):
+        new_value = scope.get_current_value(variable)
+        updated.append(value if new_value is None else new_value)
+    return updated
+
+
+class Trainer:
+    """Mixin with the JAX `train_step` / `test_step` of every model."""
+
+    def _stateless_loss_terms(
+        self,
+        trainable_variables,
+        non_trainable_variables,
+        x,
+        training,
+        optimizer_variables=None,
+    ):
+        mapping = list(zip(self.trainable_variables, trainable_variables))
+        mapping += list(zip(self.non_trainable_variables, non_trainable_variables))
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+            terms = self.compute_loss_terms(x, training=training)
+            loss = terms["loss"]
+            if scope.losses:
+                loss = loss + sum(scope.losses)
+        non_trainable_variables = _updated_values(
+            scope, self.non_trainable_variables, non_trainable_variables
+        )
+        if training:
+            optimizer_mapping = zip(self.optimizer.variables, optimizer_variables)
+            with keras.StatelessScope(state_mapping=list(optimizer_mapping)):
+                loss = self.optimizer.scale_loss(loss)
+        return loss, (terms, non_trainable_variables)
+
+    def _stateless_update_trackers(self, metrics_variables, terms):
+        mapping = list(zip(self.metrics_variables, metrics_variables))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            logs = self.update_loss_trackers(terms)
+        return logs, _updated_values(scope, self.metrics_variables, metrics_variables)
+
+    def train_step(self, state, data):
+        (
+            trainable_variables,
+            non_trainable_variables,
+            optimizer_variables,
+            metrics_variables,
+        ) = state
+        x, _, _ = unpack_x_y_sample_weight(data)
+        grad_fn = jax.value_and_grad(self._stateless_loss_terms, has_aux=True)
+        (_, (terms, non_trainable_variables)), gradients = grad_fn(
+            trainable_variables,
+            non_trainable_variables,
+            x,
+            True,
+            optimizer_variables,
+        )
+        trainable_variables, optimizer_variables = self.optimizer.stateless_apply(
+            optimizer_variables, gradients, trainable_variables
+        )
+        logs, metrics_variables = self._stateless_update_trackers(
+            metrics_variables, terms
+        )
+        state = (
+            trainable_variables,
+            non_trainable_variables,
+            optimizer_variables,
+            metrics_variables,
+        )
+        return logs, state
+
+    def test_step(self, state, data):
+        trainable_variables, non_trainable_variables, metrics_variables = state
+        x, _, _ = unpack_x_y_sample_weight(data)
+        _, (terms, non_trainable_variables) = self._stateless_loss_terms(
+            trainable_variables, non_trainable_variables, x, False
+        )
+        logs, metrics_variables = self._stateless_update_trackers(
+            metrics_variables, terms
+        )
+        return logs, (trainable_variables, non_trainable_variables, metrics_variables)

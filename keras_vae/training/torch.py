@@ -1,0 +1,28 @@
+"""Train and test steps for the PyTorch backend (`backward()`)."""
+
+import torch
+from keras.utils import unpack_x_y_sample_weight
+
+
+class Trainer:
+    """Mixin with the PyTorch `train_step` / `test_step` of every model."""
+
+    def train_step(self, data):
+        x, _, _ = unpack_x_y_sample_weight(data)
+        self.zero_grad()
+        terms = self.compute_loss_terms(x, training=True)
+        loss = terms["loss"]
+        if self.losses:
+            loss = loss + sum(self.losses)
+        self.optimizer.scale_loss(loss).backward()
+        variables = self.trainable_weights[:]
+        gradients = [v.value.grad for v in variables]
+        with torch.no_grad():
+            self.optimizer.apply(gradients, variables)
+        return self.update_loss_trackers(terms)
+
+    def test_step(self, data):
+        # Keras already runs the test function under `torch.no_grad()`.
+        x, _, _ = unpack_x_y_sample_weight(data)
+        terms = self.compute_loss_terms(x, training=False)
+        return self.update_loss_trackers(terms)

@@ -1,0 +1,165 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_vae.models import VAE
+from tests.test_case import (
+    assert_config_round_trip,
+    assert_saved_model_round_trip,
+    run_on_other_backends,
+)
+
+RNG = np.random.default_rng(0)
+X = (RNG.random((64, 8, 8, 1)) > 0.6).astype("float32")
+
+
+def small_vae(**kwargs):
+    args = dict(input_shape=(8, 8, 1), latent_dim=3, hidden_dims=(4, 8), seed=0)
+    return VAE(**{**args, **kwargs})
+
+
+def trained(model, x=X, epochs=1):
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(x, epochs=epochs, batch_size=16, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"architecture": "mlp", "hidden_dims": (16,)},
+        {"likelihood": "gaussian"},
+        {"likelihood": "gaussian", "decoder_variance": 0.1},
+        {"kl_warmup_steps": 10, "free_bits": 0.5},
+    ],
+)
+def test_verbs_shapes_and_serialization(kwargs, tmp_path):
+    model = trained(small_vae(**kwargs))
+    z_mean, z_log_var = model.encode(X[:5])
+    assert z_mean.shape == z_log_var.shape == (5, 3)
+    assert model.decode(z_mean).shape == (5, 8, 8, 1)
+    assert model.reconstruct(X[:5]).shape == (5, 8, 8, 1)
+    samples = model.sample(4, seed=1)
+    np.testing.assert_allclose(samples, model.sample(4, seed=1))
+    assert model.elbo(X[:5]).shape == (5,)
+    assert model.log_likelihood(X[:5], num_samples=10).shape == (5,)
+    outputs = model(X[:2])
+    assert set(outputs) == {"reconstruction", "z_mean", "z_log_var", "z"}
+    assert_config_round_trip(model)
+    loaded = assert_saved_model_round_trip(model, X[:8], "encode", tmp_path)
+    loaded.fit(X, epochs=1, batch_size=16, verbose=0)  # keeps training
+
+
+def test_learned_decoder_variance_trains():
+    model = small_vae(likelihood="gaussian")
+    before = keras.ops.convert_to_numpy(model.decoder_log_var).copy()
+    trained(model, epochs=2)
+    after = keras.ops.convert_to_numpy(model.decoder_log_var)
+    assert not np.allclose(before, after)
+    fixed = trained(small_vae(likelihood="gaussian", decoder_variance=0.1))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fixed.decoder_log_var), np.log(0.1), rtol=1e-6)
+
+
+def test_user_networks_round_trip(tmp_path):
+    encoder = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16, activation="tanh")])
+    decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(64), keras.layers.Reshape((8, 8, 1))])
+    model = trained(small_vae(encoder=encoder, decoder=decoder))
+    config = model.get_config()
+    assert config["encoder"] is not None and config["decoder"] is not None
+    assert_config_round_trip(model)
+    assert_saved_model_round_trip(model, X[:8], "reconstruct", tmp_path)
+
+
+def test_kl_warmup_schedule_under_jit():
+    model = small_vae(kl_warmup_steps=100)
+    trained(model)  # 4 steps
+    logs = model.evaluate(X, batch_size=16, verbose=0, return_dict=True)
+    weight = (4 + 1) / 100
+    expected = logs["reconstruction_loss"] + weight * logs["kl_loss"]
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-4)
+
+
+def test_free_bits_floor_each_dimension():
+    model = small_vae(free_bits=50.0)
+    model.compile(optimizer="adam")
+    logs = model.evaluate(X, batch_size=16, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["loss"], logs["reconstruction_loss"] + 3 * 50.0, rtol=1e-4)
+
+
+def test_log_likelihood_matches_exact_linear_gaussian():
+    # x = W z + b + N(0, s I): log p(x) = log N(x; b, W W^T + s I), exactly.
+    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    model = VAE(
+        input_shape=(3,), latent_dim=2, likelihood="gaussian", decoder_variance=0.5,
+        architecture="mlp", hidden_dims=(8,), decoder=decoder, seed=0,
+    )
+    trained(model, x=RNG.normal(size=(256, 3)).astype("float32"), epochs=3)
+    w, b = [np.asarray(v, "float64") for v in decoder.get_weights()]
+    cov = w.T @ w + 0.5 * np.eye(3)
+    x = RNG.normal(size=(20, 3)).astype("float32")
+    diff = x - b
+    exact = -0.5 * (
+        3 * np.log(2 * np.pi) + np.linalg.slogdet(cov)[1]
+        + np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)
+    )
+    estimate = model.log_likelihood(x, num_samples=5000)
+    np.testing.assert_allclose(estimate, exact, atol=0.1)
+    assert np.mean(np.abs(estimate - exact)) < 0.03
+    assert np.all(model.elbo(x, num_samples=20) <= exact + 1e-3)
+
+
+def test_log_likelihood_is_chunking_invariant_in_distribution():
+    model = trained(small_vae())
+    a = model.log_likelihood(X[:20], num_samples=400, max_decode=64)
+    b = model.log_likelihood(X[:20], num_samples=400, batch_size=7, max_decode=4096)
+    np.testing.assert_allclose(a.mean(), b.mean(), atol=0.5)
+    assert a.mean() >= model.elbo(X[:20], num_samples=10).mean() - 0.5
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (np.zeros((2, 8, 8), "float32"), "x\\[..., None\\]"),
+        (np.zeros((2, 9, 8, 1), "float32"), "shape"),
+        (np.zeros((2, 8, 8, 1), "uint8"), "dtype uint8"),
+        (np.full((2, 8, 8, 1), 255.0, "float32"), "\\[0, 1\\]"),
+        (np.full((2, 8, 8, 1), np.nan, "float32"), "NaN"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(x, message):
+    model = small_vae()
+    model.compile(optimizer="adam")
+    for call in (model.encode, lambda v: model.fit(v, verbose=0), model.log_likelihood):
+        with pytest.raises(ValueError, match=message):
+            call(x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"latent_dim": 0}, "latent_dim"),
+        ({"likelihood": "poisson"}, "likelihood"),
+        ({"architecture": "rnn"}, "architecture"),
+        ({"input_shape": (10, 10, 1)}, "divisible by 4"),
+        ({"likelihood": "gaussian", "decoder_variance": -1.0}, "decoder_variance"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_vae(**kwargs)
+
+
+def test_bad_latents_raise_clear_errors():
+    with pytest.raises(ValueError, match="latents of shape"):
+        small_vae().decode(np.zeros((2, 5)))
+
+
+@pytest.mark.slow
+def test_weights_and_keras_file_work_on_other_backends(tmp_path):
+    model = trained(small_vae())
+    reports = run_on_other_backends(model, X[:16], "encode", tmp_path, atol=1e-5)
+    assert len(reports) == 2
+    for report in reports.values():
+        assert report["keras_max_diff"] <= 1e-5
+        assert "backend.torch" not in report["optimizer"] or report["backend"] == "torch"

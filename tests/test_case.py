@@ -1,0 +1,64 @@
+"""Small shared helpers for the test suite (kept deliberately short)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+BACKENDS = ("tensorflow", "jax", "torch")
+WORKER = Path(__file__).with_name("cross_backend_worker.py")
+
+
+def assert_config_round_trip(obj):
+    """get_config -> from_config -> get_config gives the same config."""
+    config = obj.get_config()
+    clone = type(obj).from_config(config)
+    assert clone.get_config() == config
+    return clone
+
+
+def assert_saved_model_round_trip(model, x, method, tmp_path, atol=1e-6):
+    """A `.keras` file reloads with `safe_mode=True` and gives the same outputs."""
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    expected = _first(getattr(model, method)(x))
+    actual = _first(getattr(loaded, method)(x))
+    np.testing.assert_allclose(actual, expected, atol=atol)
+    return loaded
+
+
+def run_on_other_backends(model, x, method, tmp_path, atol=1e-5, train_steps=2):
+    """Saves `model` here, then in one subprocess per other backend loads it,
+    checks `method(x)` matches (within `atol`) and trains `train_steps` more
+    steps. Returns the workers' reports."""
+    tmp_path = Path(tmp_path)
+    model.save(tmp_path / "model.keras")
+    model.save_weights(tmp_path / "model.weights.h5")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "expected.npy", _first(getattr(model, method)(x)))
+    reports = {}
+    for backend in BACKENDS:
+        if backend == keras.backend.backend():
+            continue
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        result = subprocess.run(
+            [sys.executable, str(WORKER), str(tmp_path), method, str(atol), str(train_steps)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, f"{backend} worker failed:\n{result.stderr[-4000:]}"
+        reports[backend] = json.loads(result.stdout.strip().splitlines()[-1])
+    return reports
+
+
+def _first(outputs):
+    if isinstance(outputs, (tuple, list)):
+        outputs = outputs[0]
+    return np.asarray(outputs)
