@@ -8,17 +8,21 @@ Example:
 >>> model = kv.VAE(input_shape=(28, 28, 1), latent_dim=8)
 """
 
-from keras_vae import datasets, layers, losses
+from keras_vae import datasets, layers, losses, metrics
 from keras_vae.callbacks import NaNGuard
-from keras_vae.models import VAE, GenerativeModel
+from keras_vae.export import export_saved_model
+from keras_vae.models import VAE, BetaVAE, GenerativeModel
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BetaVAE",
     "GenerativeModel",
     "NaNGuard",
     "VAE",
     "datasets",
+    "export_saved_model",
     "layers",
     "losses",
+    "metrics",
 ]

@@ -37,6 +37,9 @@ class GenerativeModel(Trainer, keras.Model):
             initializer="zeros",
             dtype="int32",
             trainable=False,
+            # Every replica of a `tf.distribute` strategy increments it
+            # identically; keep one count rather than one per replica.
+            aggregation="only_first_replica",
             name="steps_trained",
         )
 
@@ -119,6 +122,53 @@ class GenerativeModel(Trainer, keras.Model):
         if keras.backend.backend() == "torch" and config.get("jit_compile"):
             config["jit_compile"] = False
         super().compile_from_config(config)
+
+    # ------------------------------------------------------------------
+    # Serving protocol (see `keras_vae.export`). All in `keras.ops`; the
+    # exporter draws the noise itself (stateless, seeded) and passes it in.
+
+    def serving_spec(self, score_num_samples=1):
+        """Describes the tensors of the exported serving functions.
+
+        Returns a dict with:
+
+        - `"inputs"`: `(name, shape, dtype)` of one data example, the input
+          of `encode_tensor`, `reconstruct_tensor` and `score_from_noise`;
+        - `"codes"`: `(name, shape, dtype)` of one input of `decode_tensor`
+          (latents, or code indices for a VQ-VAE);
+        - `"sample_noise"`: `(shape, distribution)` of the noise one sample
+          needs, `distribution` being `"normal"` or `"uniform"`;
+        - `"score_noise"`: the same for one scored example, or `None` when
+          the score is deterministic.
+
+        Shapes exclude the batch axis.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement the serving protocol "
+            "(serving_spec, encode_tensor, decode_tensor, reconstruct_tensor, "
+            "sample_from_noise, score_from_noise)."
+        )
+
+    def encode_tensor(self, inputs):
+        """Encodes a batch of inputs: returns a dict of tensors."""
+        raise NotImplementedError(f"{type(self).__name__}.encode_tensor")
+
+    def decode_tensor(self, codes):
+        """Decodes a batch of codes: returns a dict of tensors."""
+        raise NotImplementedError(f"{type(self).__name__}.decode_tensor")
+
+    def reconstruct_tensor(self, inputs):
+        """Reconstructs a batch deterministically: returns a dict."""
+        raise NotImplementedError(f"{type(self).__name__}.reconstruct_tensor")
+
+    def sample_from_noise(self, noise):
+        """Turns `(num_samples, *sample_noise_shape)` noise into samples."""
+        raise NotImplementedError(f"{type(self).__name__}.sample_from_noise")
+
+    def score_from_noise(self, inputs, noise):
+        """Per-example anomaly score (higher: more anomalous) in a dict
+        `{"score": (batch,)}`; `noise` follows `serving_spec()["score_noise"]`."""
+        raise NotImplementedError(f"{type(self).__name__}.score_from_noise")
 
     def _run_batched(self, fn, arrays, batch_size):
         """Applies `fn` to slices of NumPy `arrays`; returns NumPy outputs.
