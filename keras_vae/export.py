@@ -99,9 +99,13 @@ def export_saved_model(
     try:
         staged = os.path.join(staging, "saved_model")
         if keras.backend.backend() == "tensorflow":
-            _write_saved_model(model, staged, int(score_num_samples), int(score_seed))
+            _write_saved_model(
+                model, staged, int(score_num_samples), int(score_seed)
+            )
         else:
-            _export_in_subprocess(model, staged, int(score_num_samples), int(score_seed))
+            _export_in_subprocess(
+                model, staged, int(score_num_samples), int(score_seed)
+            )
         if os.path.exists(target):
             shutil.rmtree(target)
         os.replace(staged, target)
@@ -116,9 +120,15 @@ def _export_in_subprocess(model, target, score_num_samples, score_seed):
         model.save(keras_path)
         module = type(model).__module__
         command = [
-            sys.executable, "-m", "keras_vae.export", keras_path, target,
-            "--score-num-samples", str(score_num_samples),
-            "--score-seed", str(score_seed),
+            sys.executable,
+            "-m",
+            "keras_vae.export",
+            keras_path,
+            target,
+            "--score-num-samples",
+            str(score_num_samples),
+            "--score-seed",
+            str(score_seed),
         ]
         if module not in ("__main__", "builtins") and not module.startswith(
             "keras_vae."
@@ -126,7 +136,9 @@ def _export_in_subprocess(model, target, score_num_samples, score_seed):
             command += ["--import", module]
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            command, env=env, capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise RuntimeError(
                 "Exporting on the TensorFlow backend (subprocess) failed:\n"
@@ -180,8 +192,12 @@ def serving_functions(model, score_num_samples=1, score_seed=0):
         noise = None
         if score_noise is not None:
             noise_shape, noise_dist = score_noise
-            shape = tf.concat([tf.shape(inputs)[:1], tuple(noise_shape)], axis=0)
-            noise = _noise(tf, shape, noise_dist, tf.constant([score_seed, 1], tf.int64))
+            shape = tf.concat(
+                [tf.shape(inputs)[:1], tuple(noise_shape)], axis=0
+            )
+            noise = _noise(
+                tf, shape, noise_dist, tf.constant([score_seed, 1], tf.int64)
+            )
             noise = tf.ensure_shape(noise, (None,) + tuple(noise_shape))
         return model.score_from_noise(inputs, noise)
 
@@ -214,14 +230,17 @@ def main(argv=None):
     """`python -m keras_vae.export MODEL.keras PATH`: the subprocess route."""
     parser = argparse.ArgumentParser(
         prog="python -m keras_vae.export",
-        description="Writes a .keras model as a SavedModel (TensorFlow backend).",
+        description="Writes a .keras model as a SavedModel (TF backend).",
     )
     parser.add_argument("model", help="a .keras file")
     parser.add_argument("target", help="the SavedModel directory to write")
     parser.add_argument("--score-num-samples", type=int, default=1)
     parser.add_argument("--score-seed", type=int, default=0)
     parser.add_argument(
-        "--import", dest="modules", action="append", default=[],
+        "--import",
+        dest="modules",
+        action="append",
+        default=[],
         help="module defining the model class (imported first)",
     )
     args = parser.parse_args(argv)
@@ -234,7 +253,9 @@ def main(argv=None):
     for module in args.modules:
         importlib.import_module(module)
     model = keras.models.load_model(args.model, compile=False)
-    _write_saved_model(model, args.target, args.score_num_samples, args.score_seed)
+    _write_saved_model(
+        model, args.target, args.score_num_samples, args.score_seed
+    )
 
 
 if __name__ == "__main__":

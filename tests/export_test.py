@@ -54,11 +54,17 @@ def test_every_signature_matches_keras_model(exported):
     model, x, path = exported
     loaded = tf.saved_model.load(path)
     assert set(loaded.signatures) == {
-        "serving_default", "encode", "decode", "sample", "score"
+        "serving_default",
+        "encode",
+        "decode",
+        "sample",
+        "score",
     }
     images = tf.constant(x)
     out = loaded.signatures["serving_default"](images=images)
-    np.testing.assert_allclose(out["reconstruction"], model.reconstruct(x), atol=1e-5)
+    np.testing.assert_allclose(
+        out["reconstruction"], model.reconstruct(x), atol=1e-5
+    )
 
     out = loaded.signatures["encode"](images=images)
     z_mean, z_log_var = model.encode(x)
@@ -101,7 +107,10 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
     shown = subprocess.run(
         cli + ["show", "--all", "--dir", path],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     for name in ("serving_default", "encode", "decode", "sample", "score"):
         assert f"signature_def['{name}']" in shown
@@ -109,13 +118,24 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
 
     np.save(tmp_path / "x.npy", x)
     subprocess.run(
-        cli + [
-            "run", "--dir", path, "--tag_set", "serve",
-            "--signature_def", "serving_default",
-            "--inputs", f"images={tmp_path / 'x.npy'}",
-            "--outdir", str(tmp_path / "out"),
+        cli
+        + [
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path / 'x.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
         ],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     reconstruction = np.load(tmp_path / "out" / "reconstruction.npy")
     np.testing.assert_allclose(reconstruction, model.reconstruct(x), atol=1e-5)
@@ -135,9 +155,13 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
         saved_model_cli.run_saved_model_with_feed_dict(
             path, "serve", name, feed, str(outdir), overwrite_flag=True
         )
-        outputs[name] = {f[:-4]: np.load(outdir / f) for f in os.listdir(outdir)}
+        outputs[name] = {
+            f[:-4]: np.load(outdir / f) for f in os.listdir(outdir)
+        }
     np.testing.assert_allclose(outputs["encode"]["z_mean"], z_mean, atol=1e-5)
-    np.testing.assert_allclose(outputs["decode"]["images"], model.decode(z_mean), atol=1e-5)
+    np.testing.assert_allclose(
+        outputs["decode"]["images"], model.decode(z_mean), atol=1e-5
+    )
     assert outputs["sample"]["samples"].shape == (2, 28, 28, 1)
     assert outputs["score"]["score"].shape == (5,)
     assert np.all(np.isfinite(outputs["score"]["score"]))
@@ -153,4 +177,6 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="not a directory"):
         kv.export_saved_model(model, tmp_path / "file")
     with pytest.raises(TypeError, match="serving protocol"):
-        kv.export_saved_model(keras.Sequential([keras.layers.Dense(1)]), tmp_path)
+        kv.export_saved_model(
+            keras.Sequential([keras.layers.Dense(1)]), tmp_path
+        )

@@ -39,7 +39,8 @@ def anomaly_threshold(scores_valid, false_positive_rate=0.05):
     rate = float(false_positive_rate)
     if not 0.0 <= rate < 1.0:
         raise ValueError(
-            f"`false_positive_rate` must be in [0, 1), got {false_positive_rate}."
+            "`false_positive_rate` must be in [0, 1), got "
+            f"{false_positive_rate}."
         )
     return float(np.quantile(scores, 1.0 - rate))
 
@@ -71,7 +72,9 @@ def roc_auc(scores_normal, scores_anomalous):
     ranks = np.empty(len(values), dtype="float64")
     ranks[order] = np.arange(1, len(values) + 1)
     # Average the ranks of tied values.
-    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    unique, inverse, counts = np.unique(
+        values, return_inverse=True, return_counts=True
+    )
     rank_sums = np.zeros(len(unique))
     np.add.at(rank_sums, inverse, ranks)
     ranks = (rank_sums / counts)[inverse]

@@ -1,0 +1,299 @@
+"""Pictures of what a model learned: grids, interpolations, traversals.
+
+Every function returns a `matplotlib.figure.Figure` (made without pyplot, so
+it works headless and leaks no global state; Jupyter shows it inline) and,
+given `path`, also writes it there atomically (PNG unless the suffix says
+otherwise). matplotlib is an optional dependency: `pip install
+"keras-vae[plot]"`.
+
+The model-based plots use the NumPy verbs of the zoo's continuous-latent
+models (`encode(x) -> (z_mean, z_log_var)`, `decode(z)`, `reconstruct(x)`).
+
+Example:
+
+>>> import numpy as np
+>>> from keras_vae import plotting
+>>> images = np.random.default_rng(0).random((16, 28, 28, 1))
+>>> figure = plotting.image_grid(images, num_columns=8)  # doctest: +SKIP
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError as error:  # pragma: no cover - depends on the env
+        raise ImportError(
+            "keras_vae.plotting needs matplotlib: "
+            "pip install 'keras-vae[plot]' "
+            "(or pip install matplotlib)."
+        ) from error
+    return matplotlib, Figure
+
+
+def save_figure(figure, path, dpi=100):
+    """Writes `figure` to `path` atomically (temp file, then rename)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"Directory {directory!r} does not exist.")
+    suffix = os.path.splitext(path)[1] or ".png"
+    handle, tmp = tempfile.mkstemp(suffix=suffix, dir=directory, prefix=".tmp-")
+    os.close(handle)
+    try:
+        figure.savefig(tmp, dpi=dpi, format=suffix[1:], bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _as_images(images):
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(
+            "Expected images of shape (n, height, width), "
+            "(n, height, width, 1) "
+            f"or (n, height, width, 3), got {images.shape}."
+        )
+    if len(images) == 0:
+        raise ValueError("Received no images (0 examples).")
+    return np.clip(images, 0.0, 1.0)
+
+
+def image_grid(
+    images,
+    num_columns=None,
+    row_labels=None,
+    title=None,
+    cell_size=1.0,
+    path=None,
+):
+    """Shows images in a grid, row by row.
+
+    Args:
+        images: array `(n, height, width[, channels])` with values in
+            `[0, 1]` (clipped), 1 or 3 channels.
+        num_columns: int. Images per row. Defaults to `ceil(sqrt(n))`.
+        row_labels: optional list of str, one per row, written on the left.
+        title: optional str.
+        cell_size: float. Inches per image. Defaults to `1.0`.
+        path: optional file path to save the figure to.
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> figure = image_grid(np.zeros((6, 28, 28)), num_columns=3)
+    >>> len(figure.axes)
+    6
+    """
+    _, Figure = _matplotlib()
+    images = _as_images(images)
+    n = len(images)
+    num_columns = int(num_columns or int(np.ceil(np.sqrt(n))))
+    if num_columns < 1:
+        raise ValueError(f"`num_columns` must be >= 1, got {num_columns}.")
+    num_rows = int(np.ceil(n / num_columns))
+    if row_labels is not None and len(row_labels) != num_rows:
+        raise ValueError(
+            f"Got {len(row_labels)} row labels for {num_rows} rows."
+        )
+    figure = Figure(figsize=(num_columns * cell_size, num_rows * cell_size))
+    for i, image in enumerate(images):
+        axis = figure.add_subplot(num_rows, num_columns, i + 1)
+        if image.shape[-1] == 1:
+            axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+        else:
+            axis.imshow(image)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if row_labels is not None and i % num_columns == 0:
+            axis.set_ylabel(row_labels[i // num_columns], fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.subplots_adjust(wspace=0.05, hspace=0.05)
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def plot_samples(model, num_samples=64, seed=0, path=None):
+    """A grid of `model.sample(num_samples, seed=seed)`."""
+    images = model.sample(num_samples, seed=seed)
+    return image_grid(
+        images, title=f"{num_samples} samples (seed {seed})", path=path
+    )
+
+
+def plot_reconstructions(model, x, path=None):
+    """Inputs (top row of each pair) above their reconstructions.
+
+    Args:
+        model: a zoo model with `reconstruct(x)`.
+        x: array of inputs, e.g. 8 test images.
+        path: optional file path to save the figure to.
+    """
+    x = np.asarray(x)
+    reconstruction = model.reconstruct(x)
+    columns = min(len(x), 10)
+    rows_x = [x[i : i + columns] for i in range(0, len(x), columns)]
+    rows_r = [
+        reconstruction[i : i + columns] for i in range(0, len(x), columns)
+    ]
+    images, labels = [], []
+    for row_x, row_r in zip(rows_x, rows_r):
+        pad = columns - len(row_x)
+        blank = np.zeros((pad,) + x.shape[1:], "float32")
+        images += [row_x, blank, row_r, blank]
+        labels += ["input", "reconstruction"]
+    return image_grid(
+        np.concatenate(images),
+        num_columns=columns,
+        row_labels=labels,
+        path=path,
+    )
+
+
+def plot_interpolation(model, x_a, x_b, steps=8, path=None):
+    """Decodes a straight line between the posterior means of two inputs.
+
+    Args:
+        model: a zoo model with `encode` and `decode`.
+        x_a: one input (no batch axis) or a batch of one.
+        x_b: the other input.
+        steps: int >= 2. Points on the line, ends included. Defaults to `8`.
+        path: optional file path to save the figure to.
+    """
+    steps = int(steps)
+    if steps < 2:
+        raise ValueError(f"`steps` must be >= 2, got {steps}.")
+    x_a, x_b = (_one_example(model, x) for x in (x_a, x_b))
+    z_mean, _ = model.encode(np.concatenate([x_a, x_b]))
+    weights = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
+    z = (1.0 - weights) * z_mean[0] + weights * z_mean[1]
+    images = model.decode(z)
+    row = np.concatenate([x_a, images, x_b])
+    return image_grid(
+        row,
+        num_columns=steps + 2,
+        title="input, interpolation, input",
+        path=path,
+    )
+
+
+def plot_latent_traversal(
+    model, x, dims=None, values=np.linspace(-3.0, 3.0, 7), num_dims=8, path=None
+):
+    """Varies one latent at a time around the posterior mean of `x`.
+
+    Each row sets one latent dimension to each of `values` (in prior
+    standard deviations) with the others held at `x`'s posterior mean.
+    Rows are sorted by the average KL of the dimension over `x` (most
+    informative first), which puts the inactive ("collapsed") dimensions
+    last and labels each row with its KL in nats.
+
+    Args:
+        model: a zoo model with `encode` and `decode`.
+        x: a batch of inputs: the first is traversed, all of them rank the
+            dimensions by KL (pass a few hundred for a stable ranking).
+        dims: optional list of latent indices to show (in that order).
+            Defaults to the `num_dims` with the highest KL.
+        values: the values each latent takes. Defaults to 7 values in
+            `[-3, 3]`.
+        num_dims: int. Rows when `dims` is not given. Defaults to `8`.
+        path: optional file path to save the figure to.
+    """
+    x = np.asarray(x)
+    z_mean, z_log_var = model.encode(x)
+    kl = np.mean(
+        0.5 * (np.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var), axis=0
+    )
+    latent_dim = z_mean.shape[1]
+    if dims is None:
+        dims = list(np.argsort(-kl)[: min(int(num_dims), latent_dim)])
+    dims = [int(d) for d in dims]
+    bad = [d for d in dims if not 0 <= d < latent_dim]
+    if bad or not dims:
+        raise ValueError(
+            f"`dims` must be indices in [0, {latent_dim}), got {dims}."
+        )
+    values = np.asarray(values, dtype="float32").reshape(-1)
+    z = np.repeat(z_mean[:1], len(dims) * len(values), axis=0)
+    for row, dim in enumerate(dims):
+        z[row * len(values) : (row + 1) * len(values), dim] = values
+    images = model.decode(z)
+    labels = [f"z{d} KL {kl[d]:.2f}" for d in dims]
+    return image_grid(
+        images,
+        num_columns=len(values),
+        row_labels=labels,
+        title=f"latent traversal, values {values.min():g} to {values.max():g}",
+        path=path,
+    )
+
+
+def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000):
+    """Posterior means of `x` in 2-D, coloured by label.
+
+    A 2-D latent space is drawn as is; larger ones are projected on their
+    first two principal components (the axis labels say which).
+
+    Args:
+        model: a zoo model with `encode`.
+        x: a batch of inputs.
+        labels: optional integer labels, one per input, for the colours.
+        path: optional file path to save the figure to.
+        max_points: int. At most this many points are drawn.
+    """
+    _, Figure = _matplotlib()
+    x = np.asarray(x)[:max_points]
+    z_mean, _ = model.encode(x)
+    if z_mean.shape[1] == 2:
+        points, axes = z_mean, ("z0", "z1")
+    else:
+        centred = z_mean - z_mean.mean(axis=0)
+        _, _, components = np.linalg.svd(centred, full_matrices=False)
+        points, axes = centred @ components[:2].T, ("PC 1", "PC 2")
+    figure = Figure(figsize=(5, 4.5))
+    axis = figure.add_subplot(1, 1, 1)
+    if labels is None:
+        axis.scatter(points[:, 0], points[:, 1], s=3)
+    else:
+        labels = np.asarray(labels)[: len(points)]
+        if len(labels) != len(points):
+            raise ValueError(
+                f"Got {len(labels)} labels for {len(points)} inputs."
+            )
+        scatter = axis.scatter(
+            points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3
+        )
+        figure.colorbar(scatter, ax=axis, label="label")
+    axis.set_xlabel(axes[0])
+    axis.set_ylabel(axes[1])
+    axis.set_title("posterior means")
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def _one_example(model, x):
+    x = np.asarray(x)
+    expected = getattr(model, "input_shape_", None)
+    if expected is not None and x.shape == tuple(expected):
+        x = x[None]
+    if x.shape[0] != 1:
+        raise ValueError(
+            f"Expected one example, got a batch of shape {x.shape}."
+        )
+    return x
