@@ -1,0 +1,169 @@
+"""The `keras-vae` command, called in-process (and once as a subprocess)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+from keras_vae.cli import main  # noqa: E402
+
+VERBS = ("train", "evaluate", "sample", "export", "presets")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny preset folder written by `keras-vae train` on real MNIST."""
+    folder = tmp_path_factory.mktemp("cli") / "tiny_vae"
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "mnist",
+            "--architecture",
+            "mlp",
+            "--hidden-dims",
+            "32",
+            "--latent-dim",
+            "4",
+            "--epochs",
+            "2",
+            "--max-examples",
+            "256",
+            "--batch-size",
+            "64",
+            "--samples-every",
+            "2",
+            "--output",
+            str(folder),
+        ]
+    )
+    assert code == 0
+    return folder
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_help(verb, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: keras-vae " + verb in capsys.readouterr().out
+
+
+def test_train_writes_preset(trained, capsys):
+    names = sorted(os.listdir(trained))
+    assert names == ["config.json", "metadata.json", "model.weights.h5"]
+    metadata = json.loads((trained / "metadata.json").read_text())
+    assert metadata["dataset"] == "mnist"
+    assert metadata["command"].startswith("keras-vae train --dataset mnist")
+    assert "final_val_loss" in metadata["metrics"]
+    grids = os.listdir(str(trained) + "_samples")
+    assert grids == ["samples_epoch_0002.png"]
+
+
+def test_evaluate(trained, capsys):
+    code = main(
+        [
+            "evaluate",
+            str(trained),
+            "--max-examples",
+            "50",
+            "--num-samples",
+            "5",
+            "--json",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["dataset"] == "mnist" and result["examples"] == 50
+    assert result["elbo"] < 0
+    assert result["log_likelihood_k5"] >= result["elbo"] - 5.0
+
+
+def test_sample_writes_png(trained, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    code = main(
+        [
+            "sample",
+            str(trained),
+            "--num-samples",
+            "9",
+            "--output",
+            str(out),
+            "--npy",
+        ]
+    )
+    assert code == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "grid.npy").exists()
+    assert "Wrote" in capsys.readouterr().out
+
+
+def test_export(trained, tmp_path, capsys):
+    code = main(["export", str(trained), "--output", str(tmp_path / "srv")])
+    assert code == 0
+    assert (tmp_path / "srv" / "1" / "saved_model.pb").exists()
+    # Exporting the same version again is a user error, not a traceback.
+    code = main(["export", str(trained), "--output", str(tmp_path / "srv")])
+    assert code == 1
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_presets_lists_builtins(capsys):
+    from keras_vae import presets
+
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in presets.list_presets():
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sample", "no_such_preset"], "Unknown preset 'no_such_preset'"),
+        (["sample", "missing/model.keras"], "does not exist"),
+        (["evaluate", "./no/folder"], "does not exist"),
+        (
+            ["train", "--output", "x", "--data-dir", "/no/such/dir"],
+            "Data directory '/no/such/dir' does not exist",
+        ),
+        (
+            ["train", "--dataset", "cifar", "--output", "{tmp}/o"],
+            "Unknown data set 'cifar'",
+        ),
+    ],
+)
+def test_user_errors_are_one_line(argv, message, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("keras-vae: error: ") and message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_sample_bad_output_path(trained, capsys):
+    code = main(["sample", str(trained), "--output", "/no/such/dir/g.png"])
+    assert code == 1
+    assert "Output directory" in capsys.readouterr().err
+
+
+def test_console_script_subprocess(trained, tmp_path):
+    script = shutil.which("keras-vae")
+    command = [script] if script else [sys.executable, "-m", "keras_vae.cli"]
+    out = tmp_path / "s.png"
+    result = subprocess.run(
+        command
+        + ["sample", str(trained), "--num-samples", "4", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.exists() and "Wrote" in result.stdout
