@@ -11,7 +11,13 @@ Example:
 from keras_vae import datasets, layers, losses, metrics
 from keras_vae.callbacks import NaNGuard
 from keras_vae.export import export_saved_model
-from keras_vae.models import VAE, BetaVAE, GenerativeModel
+from keras_vae.models import (
+    VAE,
+    BetaVAE,
+    GenerativeModel,
+    LSTMLanguageModel,
+    TextVAE,
+)
 
 __version__ = "0.1.0"
 

@@ -8,10 +8,12 @@ from keras_vae.datasets.binarized_mnist import load_binarized_mnist
 from keras_vae.datasets.data_dir import data_dirs, set_data_dir
 from keras_vae.datasets.download import DatasetNotFoundError
 from keras_vae.datasets.mnist import load_mnist
+from keras_vae.datasets.ptb import load_ptb
 
 LOADERS = {
     "mnist": load_mnist,
     "binarized_mnist": load_binarized_mnist,
+    "ptb": load_ptb,
 }
 
 

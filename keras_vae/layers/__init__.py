@@ -2,5 +2,7 @@
 
 from keras_vae.layers.depth_to_space import DepthToSpace
 from keras_vae.layers.sampling import Sampling
+from keras_vae.layers.text_decoder import TextDecoder
+from keras_vae.layers.vocabulary import Vocabulary
 
-__all__ = ["DepthToSpace", "Sampling"]
+__all__ = ["DepthToSpace", "Sampling", "TextDecoder", "Vocabulary"]

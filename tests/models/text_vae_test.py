@@ -1,0 +1,180 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_vae.layers import Vocabulary
+from keras_vae.models import LSTMLanguageModel, TextVAE
+from tests.test_case import (
+    assert_config_round_trip,
+    assert_saved_model_round_trip,
+    run_on_other_backends,
+)
+
+SUBJECTS = ["the cat", "a dog", "the old man", "my friend"]
+VERBS = ["sat", "ran", "slept", "ate the fish"]
+CORPUS = [f"{s} {v}" for s in SUBJECTS for v in VERBS] * 2
+VOCABULARY = Vocabulary.from_sentences(CORPUS)
+
+
+def tiny(cls=TextVAE, **kwargs):
+    args = dict(embedding_dim=8, hidden_dim=8, seed=0, max_length=12)
+    if cls is TextVAE:
+        args["latent_dim"] = 2
+    return cls(VOCABULARY, **{**args, **kwargs})
+
+
+def trained(model, epochs=1, lr=1e-2):
+    model.compile(optimizer=keras.optimizers.Adam(lr))
+    model.fit(CORPUS, epochs=epochs, batch_size=8, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def vae():
+    model = tiny(
+        word_dropout=0.25,
+        embedding_dropout=0.1,
+        kl_warmup_steps=100,
+        kl_warmup_start=0.1,
+        free_bits=0.25,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(
+        CORPUS,
+        validation_data=(CORPUS[:8],),
+        epochs=2,
+        batch_size=8,
+        verbose=0,
+    )
+    model.history_ = history.history
+    return model
+
+
+def test_training_logs_annealing_and_free_bits(vae):
+    logs = vae.history_
+    assert set(logs) >= {"loss", "reconstruction_loss", "kl_loss", "kl_weight"}
+    assert logs["loss"][-1] < logs["loss"][0]
+    assert logs["kl_loss"][-1] > 0.0
+    # 8 steps done; the schedule lives in the model and runs under jit.
+    assert int(keras.ops.convert_to_numpy(vae.steps_trained)) == 8
+    terms = vae.evaluate(CORPUS, batch_size=32, verbose=0, return_dict=True)
+    weight = 0.1 + 0.9 * (8 + 1) / 100
+    np.testing.assert_allclose(terms["kl_weight"], weight, rtol=1e-5)
+    # Free bits floor each dimension's batch-mean KL in the objective.
+    ids = vae.tokenize(CORPUS)
+    z_mean, z_log_var = vae.encoder(ids)
+    kl_dims = np.mean(
+        keras.ops.convert_to_numpy(
+            0.5 * (keras.ops.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var)
+        ),
+        axis=0,
+    )
+    floor = np.sum(np.maximum(kl_dims, 0.25))
+    assert terms["loss"] >= terms["reconstruction_loss"] + weight * floor - 0.5
+
+
+def test_strings_in_strings_out(vae):
+    words = set(VOCABULARY.tokens) | {"<unk>"}
+    for decoding in ("greedy", "sample", "beam"):
+        out = vae.reconstruct(CORPUS[:3], decoding=decoding, seed=0)
+        assert len(out) == 3 and all(isinstance(s, str) for s in out)
+        assert all(set(s.split()) <= words for s in out)
+    samples = vae.sample(4, seed=3, temperature=0.7)
+    assert samples == vae.sample(4, seed=3, temperature=0.7)
+    assert len(samples) == 4 and all(len(s.split()) <= 12 for s in samples)
+    path = vae.interpolate(CORPUS[0], CORPUS[-1], steps=4)
+    assert len(path) == 4 and all(isinstance(s, str) for s in path)
+    z_mean, z_log_var = vae.encode(CORPUS[:5])
+    assert z_mean.shape == z_log_var.shape == (5, 2)
+    assert len(vae.decode(z_mean, decoding="beam", beam_width=3)) == 5
+
+
+def test_beam_search_scores_at_least_greedy(vae):
+    z = np.random.default_rng(0).normal(size=(6, 2)).astype("float32")
+    greedy = vae.decode(z, decoding="greedy")
+    beam = vae.decode(z, decoding="beam", beam_width=4)
+
+    def score(sentences):
+        ids = vae.tokenize(sentences)
+        return np.sum(keras.ops.convert_to_numpy(vae.decoder([ids, z])), 1)
+
+    assert np.all(score(beam) >= score(greedy) - 1e-4)
+
+
+def test_padding_and_batching_do_not_change_results(vae):
+    sentences = ["the cat sat", "my friend ate the fish"]
+    ids = vae.tokenize(sentences)
+    padded = np.pad(ids, ((0, 0), (0, 5)))
+    for a, b in zip(vae.encoder(ids), vae.encoder(padded)):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(a),
+            keras.ops.convert_to_numpy(b),
+            atol=1e-5,
+        )
+    z = np.ones((2, 2), "float32")
+    np.testing.assert_allclose(
+        np.sum(keras.ops.convert_to_numpy(vae.decoder([ids, z])), 1),
+        np.sum(keras.ops.convert_to_numpy(vae.decoder([padded, z])), 1),
+        atol=1e-5,
+    )
+    # Verbs sort and re-pad by length; results come back in input order.
+    alone = vae.encode(sentences[:1])[0]
+    np.testing.assert_allclose(vae.encode(sentences)[0][:1], alone, atol=1e-5)
+    log_px = vae.log_likelihood(sentences, num_samples=16, batch_size=1)
+    assert log_px.shape == (2,) and np.all(log_px < 0)
+    elbo = vae.elbo(sentences, num_samples=16)
+    assert np.all(log_px >= elbo - 0.5)  # IWAE bound >= ELBO (in mean)
+
+
+def test_serialization_keeps_the_vocabulary(vae, tmp_path):
+    config = vae.get_config()
+    assert config["vocabulary"] == VOCABULARY.tokens
+    assert_config_round_trip(vae)
+    loaded = assert_saved_model_round_trip(
+        vae, CORPUS[:6], "encode", tmp_path, atol=1e-5
+    )
+    assert loaded.reconstruct(CORPUS[:6]) == vae.reconstruct(CORPUS[:6])
+    assert loaded.sample(3, seed=1) == vae.sample(3, seed=1)
+    loaded.fit(CORPUS, epochs=1, batch_size=16, verbose=0)  # keeps training
+
+
+@pytest.mark.slow
+def test_cross_backend_load(vae, tmp_path):
+    reports = run_on_other_backends(
+        vae, np.array(CORPUS[:8]), "encode", tmp_path, atol=1e-4
+    )
+    assert len(reports) == 2 and all(
+        np.isfinite(r["loss"]) for r in reports.values()
+    )
+
+
+def test_language_model_baseline():
+    model = trained(tiny(LSTMLanguageModel, output_dropout=0.1), epochs=2)
+    assert "latent_dim" not in model.get_config()
+    assert_config_round_trip(model)
+    log_px = model.log_likelihood(CORPUS)
+    logs = model.evaluate(
+        CORPUS, batch_size=len(CORPUS), verbose=0, return_dict=True
+    )
+    # The exact log-likelihood is what the training step optimizes.
+    np.testing.assert_allclose(-np.mean(log_px), logs["loss"], rtol=1e-4)
+    samples = model.sample(3, seed=0)
+    assert len(samples) == 3 and samples == model.sample(3, seed=0)
+    with pytest.raises(ValueError, match="no latent"):
+        model.encode(CORPUS[:2])
+
+
+def test_bad_inputs_name_the_problem():
+    model = tiny()
+    with pytest.raises(TypeError, match="list of sentences"):
+        model.reconstruct("the cat sat")
+    with pytest.raises(ValueError, match="start with <bos>"):
+        model.fit(np.zeros((4, 5), "int32"), verbose=0)
+    with pytest.raises(ValueError, match="more than max_length=12"):
+        model.fit([" ".join(["cat"] * 13)], verbose=0)
+    with pytest.raises(ValueError, match="decoding"):
+        model.decode(np.zeros((1, 2)), decoding="nucleus")
+    with pytest.raises(ValueError, match="latents of shape"):
+        model.decode(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="latent_dim"):
+        TextVAE(VOCABULARY, latent_dim=0)
