@@ -167,3 +167,14 @@ def test_console_script_subprocess(trained, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.exists() and "Wrote" in result.stdout
+
+
+def test_sample_every_builtin_preset(tmp_path):
+    from keras_vae import presets
+
+    for name in presets.list_presets():
+        out = tmp_path / f"{name}.png"
+        code = main(
+            ["sample", name, "--num-samples", "4", "--output", str(out)]
+        )
+        assert code == 0 and out.exists(), name
