@@ -9,11 +9,14 @@ from keras_vae.datasets.data_dir import data_dirs, set_data_dir
 from keras_vae.datasets.download import DatasetNotFoundError
 from keras_vae.datasets.mnist import load_mnist
 from keras_vae.datasets.ptb import load_ptb
+from keras_vae.datasets.sprites import load_dsprites, load_sprites
 
 LOADERS = {
     "mnist": load_mnist,
     "binarized_mnist": load_binarized_mnist,
     "ptb": load_ptb,
+    "sprites": load_sprites,
+    "dsprites": load_dsprites,
 }
 
 
@@ -22,7 +25,14 @@ def register(name, loader):
     LOADERS[name] = loader
 
 
-def load(name, splits=("train", "test"), as_tf_dataset=False, batch_size=128, shuffle=True):
+def load(
+    name,
+    splits=("train", "test"),
+    as_tf_dataset=False,
+    batch_size=128,
+    shuffle=True,
+    **options,
+):
     """Loads a data set as one `(x, y)` pair per split.
 
     Args:
@@ -35,6 +45,8 @@ def load(name, splits=("train", "test"), as_tf_dataset=False, batch_size=128, sh
             training split shuffled) instead of arrays. Defaults to `False`.
         batch_size: int. Batch size of the `tf.data` pipelines.
         shuffle: bool. Shuffle the `"train"` pipeline each epoch.
+        **options: passed to the data set's loader, e.g.
+            `load("sprites", splits=("train",), num_examples=100_000)`.
 
     Returns:
         A tuple with one `(x, y)` per split (`y` is `None` for unlabeled
@@ -50,7 +62,7 @@ def load(name, splits=("train", "test"), as_tf_dataset=False, batch_size=128, sh
         raise ValueError(f"Unknown data set {name!r}. Available: {available()}.")
     if isinstance(splits, str):
         raise TypeError("`splits` takes a tuple of split names, e.g. ('train',).")
-    results = tuple(LOADERS[name](split) for split in splits)
+    results = tuple(LOADERS[name](split, **options) for split in splits)
     if not as_tf_dataset:
         return results
     import tensorflow as tf
