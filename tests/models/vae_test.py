@@ -18,9 +18,9 @@ def small_vae(**kwargs):
     return VAE(**{**args, **kwargs})
 
 
-def trained(model, x=X, epochs=1):
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(x, epochs=epochs, batch_size=16, verbose=0)
+def trained(model, x=X, epochs=1, batch_size=16, learning_rate=1e-3):
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0)
     return model
 
 
@@ -89,12 +89,16 @@ def test_free_bits_floor_each_dimension():
 
 def test_log_likelihood_matches_exact_linear_gaussian():
     # x = W z + b + N(0, s I): log p(x) = log N(x; b, W W^T + s I), exactly.
-    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    # With one latent the true posterior is Gaussian with a mean linear in x
+    # and a constant variance, so a linear encoder can match it closely.
+    encoder = keras.Sequential([keras.Input((3,)), keras.layers.Flatten()])
+    decoder = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3)])
     model = VAE(
-        input_shape=(3,), latent_dim=2, likelihood="gaussian", decoder_variance=0.5,
-        architecture="mlp", hidden_dims=(8,), decoder=decoder, seed=0,
+        input_shape=(3,), latent_dim=1, likelihood="gaussian", decoder_variance=0.5,
+        architecture="mlp", encoder=encoder, decoder=decoder, seed=0,
     )
-    trained(model, x=RNG.normal(size=(256, 3)).astype("float32"), epochs=3)
+    data = RNG.normal(size=(2048, 3)).astype("float32")
+    trained(model, x=data, epochs=15, batch_size=64, learning_rate=2e-2)
     w, b = [np.asarray(v, "float64") for v in decoder.get_weights()]
     cov = w.T @ w + 0.5 * np.eye(3)
     x = RNG.normal(size=(20, 3)).astype("float32")
@@ -104,9 +108,9 @@ def test_log_likelihood_matches_exact_linear_gaussian():
         + np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)
     )
     estimate = model.log_likelihood(x, num_samples=5000)
-    np.testing.assert_allclose(estimate, exact, atol=0.1)
-    assert np.mean(np.abs(estimate - exact)) < 0.03
-    assert np.all(model.elbo(x, num_samples=20) <= exact + 1e-3)
+    np.testing.assert_allclose(estimate, exact, atol=0.02)
+    # The ELBO is a lower bound (checked on average: each value is an MC estimate).
+    assert model.elbo(x, num_samples=200).mean() <= exact.mean() + 0.01
 
 
 def test_log_likelihood_is_chunking_invariant_in_distribution():
