@@ -5,6 +5,11 @@ JAX steps are pure functions of the model state: every variable read inside
 `keras.StatelessScope`), and every variable assigned there (seed generators,
 EMA codebooks, step counters) comes back as new non-trainable state. That is
 what lets such updates survive `jax.jit`.
+
+Multi-device: the step runs unchanged under `keras.distribution`
+(`DataParallel`, `ModelParallel`): Keras shards the batch and the
+variables, and the jitted step is one global-batch program (losses are
+global-batch means; `keras.random` noise is the one-device noise).
 """
 
 import jax
@@ -33,8 +38,12 @@ class Trainer:
         optimizer_variables=None,
     ):
         mapping = list(zip(self.trainable_variables, trainable_variables))
-        mapping += list(zip(self.non_trainable_variables, non_trainable_variables))
-        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+        mapping += list(
+            zip(self.non_trainable_variables, non_trainable_variables)
+        )
+        with keras.StatelessScope(
+            state_mapping=mapping, collect_losses=True
+        ) as scope:
             terms = self.compute_loss_terms(x, training=training)
             loss = terms["loss"]
             if scope.losses:
@@ -43,7 +52,9 @@ class Trainer:
             scope, self.non_trainable_variables, non_trainable_variables
         )
         if training:
-            optimizer_mapping = zip(self.optimizer.variables, optimizer_variables)
+            optimizer_mapping = zip(
+                self.optimizer.variables, optimizer_variables
+            )
             with keras.StatelessScope(state_mapping=list(optimizer_mapping)):
                 loss = self.optimizer.scale_loss(loss)
         return loss, (terms, non_trainable_variables)
@@ -52,7 +63,9 @@ class Trainer:
         mapping = list(zip(self.metrics_variables, metrics_variables))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             logs = self.update_loss_trackers(terms)
-        return logs, _updated_values(scope, self.metrics_variables, metrics_variables)
+        return logs, _updated_values(
+            scope, self.metrics_variables, metrics_variables
+        )
 
     def train_step(self, state, data):
         (
@@ -70,8 +83,10 @@ class Trainer:
             True,
             optimizer_variables,
         )
-        trainable_variables, optimizer_variables = self.optimizer.stateless_apply(
-            optimizer_variables, gradients, trainable_variables
+        trainable_variables, optimizer_variables = (
+            self.optimizer.stateless_apply(
+                optimizer_variables, gradients, trainable_variables
+            )
         )
         logs, metrics_variables = self._stateless_update_trackers(
             metrics_variables, terms
@@ -93,4 +108,8 @@ class Trainer:
         logs, metrics_variables = self._stateless_update_trackers(
             metrics_variables, terms
         )
-        return logs, (trainable_variables, non_trainable_variables, metrics_variables)
+        return logs, (
+            trainable_variables,
+            non_trainable_variables,
+            metrics_variables,
+        )

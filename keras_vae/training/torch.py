@@ -1,4 +1,10 @@
-"""Train and test steps for the PyTorch backend (`backward()`)."""
+"""Train and test steps for the PyTorch backend (`backward()`).
+
+Multi-device: Keras has no distribution backend for torch. Wrap the
+model's `compute_loss_terms` in a `torch.nn.Module` and train it with
+`torch.nn.parallel.DistributedDataParallel` in a hand-written loop (see
+docs/scaling.md); nothing here needs to change for that.
+"""
 
 import torch
 from keras.utils import unpack_x_y_sample_weight
