@@ -5,15 +5,30 @@ import numpy as np
 from keras_vae.metrics import ground_truth
 
 
-def _votes(representation_fn, images_fn, num_values, num_votes, samples_per_vote, scale, active, rng, batch_size):
+def _votes(
+    representation_fn,
+    images_fn,
+    num_values,
+    num_votes,
+    samples_per_vote,
+    scale,
+    active,
+    rng,
+    batch_size,
+):
     """`(num_votes,)` fixed factors and `(num_votes,)` argmin codes."""
     factors = rng.integers(0, len(num_values), size=num_votes)
-    classes = ground_truth.sample_classes(num_values, num_votes * samples_per_vote, rng)
+    classes = ground_truth.sample_classes(
+        num_values, num_votes * samples_per_vote, rng
+    )
     classes = classes.reshape(num_votes, samples_per_vote, len(num_values))
     fixed = np.array([rng.integers(0, num_values[k]) for k in factors])
     classes[np.arange(num_votes), :, factors] = fixed[:, None]
     codes = ground_truth.represent(
-        representation_fn, images_fn, classes.reshape(-1, len(num_values)), batch_size
+        representation_fn,
+        images_fn,
+        classes.reshape(-1, len(num_values)),
+        batch_size,
     )
     codes = codes.reshape(num_votes, samples_per_vote, -1)[..., active]
     variances = np.var(codes / scale[active], axis=1, ddof=1)
@@ -32,7 +47,7 @@ def factor_vae_score(
     batch_size=1024,
     seed=0,
 ):
-    """FactorVAE score of a representation: a majority-vote accuracy in `[0, 1]`.
+    """FactorVAE score of a representation: a majority-vote accuracy.
 
     Each vote fixes one factor `k` (drawn uniformly) to one random value,
     draws `samples_per_vote` inputs with the other factors random, divides
@@ -41,9 +56,10 @@ def factor_vae_score(
     votes, of the majority-vote classifier fitted on `num_train` votes that
     maps each code to the factor it most often votes for (Kim & Mnih 2018,
     "Disentangling by factorising"; the protocol and defaults of
-    disentanglement_lib, Locatello et al. 2019). Codes whose standard
-    deviation is below `prune_threshold` (collapsed to the prior) do not
-    vote; with none left the score is 0. Chance is about `1 / num_factors`.
+    disentanglement_lib, Locatello et al. 2019), in `[0, 1]`. Codes whose
+    standard deviation is below `prune_threshold` (collapsed to the prior)
+    do not vote; with none left the score is 0. Chance is about
+    `1 / num_factors`.
 
     Args:
         model: a model with `encode` (its posterior means are used) or a
@@ -78,12 +94,18 @@ def factor_vae_score(
         num_variance_estimate=num_variance_estimate,
     )
     if int(samples_per_vote) < 2:
-        raise ValueError(f"`samples_per_vote` must be >= 2, got {samples_per_vote}.")
+        raise ValueError(
+            f"`samples_per_vote` must be >= 2, got {samples_per_vote}."
+        )
     images_fn, num_values = ground_truth.resolve_data(images_fn, num_values)
     representation_fn = ground_truth.representation_function(model)
     rng = np.random.default_rng(seed)
-    classes = ground_truth.sample_classes(num_values, int(num_variance_estimate), rng)
-    codes = ground_truth.represent(representation_fn, images_fn, classes, batch_size)
+    classes = ground_truth.sample_classes(
+        num_values, int(num_variance_estimate), rng
+    )
+    codes = ground_truth.represent(
+        representation_fn, images_fn, classes, batch_size
+    )
     scale = np.std(codes, axis=0, ddof=1)
     active = scale >= float(prune_threshold)
     if not active.any():

@@ -47,13 +47,14 @@ def resolve_data(images_fn, num_values):
     num_values = tuple(int(v) for v in num_values)
     if not num_values or min(num_values) < 2:
         raise ValueError(
-            f"Every factor needs at least 2 values, got num_values={num_values}."
+            "Every factor needs at least 2 values, got "
+            f"num_values={num_values}."
         )
     return images_fn, num_values
 
 
 def representation_function(model):
-    """A function `inputs -> (n, num_codes)` float64 from a model or function."""
+    """`inputs -> (n, num_codes)` float64, from a model or a function."""
     if hasattr(model, "encode"):
 
         def represent(inputs):
@@ -76,7 +77,9 @@ def representation_function(model):
                 f"({len(inputs)}, num_codes), got {codes.shape}."
             )
         if not np.all(np.isfinite(codes)):
-            raise ValueError("The representation contains NaN or infinite values.")
+            raise ValueError(
+                "The representation contains NaN or infinite values."
+            )
         return codes
 
     return checked

@@ -48,7 +48,8 @@ class BetaVAE(VAE):
     ...     input_shape=(64, 64, 1), latent_dim=10, capacity_max=25.0,
     ...     capacity_steps=100_000, gamma=1000.0, seed=0)
     >>> model.compile(optimizer="adam")
-    >>> x = (np.random.default_rng(0).random((32, 64, 64, 1)) > 0.9).astype("float32")
+    >>> rng = np.random.default_rng(0)
+    >>> x = (rng.random((32, 64, 64, 1)) > 0.9).astype("float32")
     >>> history = model.fit(x, epochs=1, batch_size=16, verbose=0)
     >>> sorted(history.history)
     ['kl_loss', 'loss', 'reconstruction_loss']
@@ -64,7 +65,9 @@ class BetaVAE(VAE):
         **kwargs,
     ):
         self.beta = float(beta)
-        self.capacity_max = None if capacity_max is None else float(capacity_max)
+        self.capacity_max = (
+            None if capacity_max is None else float(capacity_max)
+        )
         self.capacity_steps = int(capacity_steps)
         self.gamma = float(gamma)
         super().__init__(input_shape, **kwargs)
