@@ -18,7 +18,9 @@ def _sklearn():
         ) from error
 
 
-def _importance(predictor, codes_train, factors_train, codes_test, factors_test, seed):
+def _importance(
+    predictor, codes_train, factors_train, codes_test, factors_test, seed
+):
     """`(num_codes, num_factors)` importances and train / test accuracy."""
     num_codes, num_factors = codes_train.shape[1], factors_train.shape[1]
     importance = np.zeros((num_codes, num_factors))
@@ -27,7 +29,10 @@ def _importance(predictor, codes_train, factors_train, codes_test, factors_test,
         from sklearn.linear_model import Lasso
 
         mean, std = codes_train.mean(0), codes_train.std(0) + 1e-8
-        codes_train, codes_test = (codes_train - mean) / std, (codes_test - mean) / std
+        codes_train, codes_test = (
+            (codes_train - mean) / std,
+            (codes_test - mean) / std,
+        )
     for k in range(num_factors):
         y_train, y_test = factors_train[:, k], factors_test[:, k]
         if predictor == "gradient_boosting":
@@ -45,8 +50,12 @@ def _importance(predictor, codes_train, factors_train, codes_test, factors_test,
             fitted = Lasso(alpha=0.02, random_state=seed)
             fitted.fit(codes_train, (y_train - y_mean) / y_std)
             importance[:, k] = np.abs(fitted.coef_)
-            train_scores.append(fitted.score(codes_train, (y_train - y_mean) / y_std))
-            test_scores.append(fitted.score(codes_test, (y_test - y_mean) / y_std))
+            train_scores.append(
+                fitted.score(codes_train, (y_train - y_mean) / y_std)
+            )
+            test_scores.append(
+                fitted.score(codes_test, (y_test - y_mean) / y_std)
+            )
     return importance, float(np.mean(train_scores)), float(np.mean(test_scores))
 
 
@@ -122,15 +131,21 @@ def dci_disentanglement(
     """
     _sklearn()
     if predictor not in PREDICTORS:
-        raise ValueError(f"`predictor` must be one of {PREDICTORS}, got {predictor!r}.")
+        raise ValueError(
+            f"`predictor` must be one of {PREDICTORS}, got {predictor!r}."
+        )
     ground_truth.check_positive(num_train=num_train, num_test=num_test)
     images_fn, num_values = ground_truth.resolve_data(images_fn, num_values)
     representation_fn = ground_truth.representation_function(model)
     rng = np.random.default_rng(seed)
     factors_train = ground_truth.sample_classes(num_values, int(num_train), rng)
     factors_test = ground_truth.sample_classes(num_values, int(num_test), rng)
-    codes_train = ground_truth.represent(representation_fn, images_fn, factors_train, batch_size)
-    codes_test = ground_truth.represent(representation_fn, images_fn, factors_test, batch_size)
+    codes_train = ground_truth.represent(
+        representation_fn, images_fn, factors_train, batch_size
+    )
+    codes_test = ground_truth.represent(
+        representation_fn, images_fn, factors_test, batch_size
+    )
     importance, train_score, test_score = _importance(
         predictor, codes_train, factors_train, codes_test, factors_test, seed
     )

@@ -13,7 +13,11 @@ from keras_vae.models import BetaVAE
 
 def test_metrics_accept_a_model_and_sprites():
     model = BetaVAE(
-        input_shape=(64, 64, 1), latent_dim=4, architecture="mlp", hidden_dims=(8,), seed=0
+        input_shape=(64, 64, 1),
+        latent_dim=4,
+        architecture="mlp",
+        hidden_dims=(8,),
+        seed=0,
     )
     calls = []
 
@@ -21,12 +25,18 @@ def test_metrics_accept_a_model_and_sprites():
         calls.append(len(x))
         return model.encode(x)[0]
 
-    mig = mutual_information_gap(model, "sprites", num_samples=128, batch_size=64)
+    mig = mutual_information_gap(
+        model, "sprites", num_samples=128, batch_size=64
+    )
     assert 0.0 <= mig <= 1.0
     assert mig == mutual_information_gap(means, num_samples=128, batch_size=64)
     assert calls == [64, 64]
     score = factor_vae_score(
-        model, num_train=4, num_eval=4, samples_per_vote=8, num_variance_estimate=64,
+        model,
+        num_train=4,
+        num_eval=4,
+        samples_per_vote=8,
+        num_variance_estimate=64,
         batch_size=64,
     )
     assert 0.0 <= score <= 1.0
@@ -53,4 +63,6 @@ def test_sprites_factors_themselves_are_a_perfect_representation():
     names = dict(zip(sprites.FACTOR_NAMES, gaps))
     assert names["x"] > 0.5 and names["y"] > 0.5
     assert names["orientation"] < 0.1
-    assert np.argmax(information[:, 3]) == 0 and np.argmax(information[:, 4]) == 1
+    assert (
+        np.argmax(information[:, 3]) == 0 and np.argmax(information[:, 4]) == 1
+    )

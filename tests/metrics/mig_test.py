@@ -7,7 +7,11 @@ from tests.metrics import disentanglement_cases as cases
 
 def mig(representation, **kwargs):
     return mutual_information_gap(
-        representation, cases.observe, cases.NUM_VALUES, num_samples=5000, **kwargs
+        representation,
+        cases.observe,
+        cases.NUM_VALUES,
+        num_samples=5000,
+        **kwargs,
     )
 
 
@@ -26,10 +30,17 @@ def test_matrix_matches_the_closed_form():
     # Uniform factors of 4 values: H = log 4; code j holds factor order[j].
     np.testing.assert_allclose(entropies, np.log(4), atol=0.01)
     for code, factor in enumerate([2, 0, 3, 1]):
-        np.testing.assert_allclose(information[code, factor], np.log(4), atol=0.01)
-    np.testing.assert_allclose(information[4:], 0.0, atol=1e-12)  # constant codes
+        np.testing.assert_allclose(
+            information[code, factor], np.log(4), atol=0.01
+        )
+    np.testing.assert_allclose(
+        information[4:], 0.0, atol=1e-12
+    )  # constant codes
     assert value == pytest.approx(
-        np.mean((np.sort(information, 0)[-1] - np.sort(information, 0)[-2]) / entropies)
+        np.mean(
+            (np.sort(information, 0)[-1] - np.sort(information, 0)[-2])
+            / entropies
+        )
     )
 
 
@@ -55,7 +66,11 @@ def test_is_deterministic_and_binning_dependent():
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, error, message):
-    args = {"images_fn": cases.observe, "num_values": cases.NUM_VALUES, **kwargs}
+    args = {
+        "images_fn": cases.observe,
+        "num_values": cases.NUM_VALUES,
+        **kwargs,
+    }
     with pytest.raises(error, match=message):
         mutual_information_gap(cases.perfect, **args)
 
