@@ -24,7 +24,9 @@ __version__ = "0.1.0"
 __all__ = [
     "BetaVAE",
     "GenerativeModel",
+    "LSTMLanguageModel",
     "NaNGuard",
+    "TextVAE",
     "VAE",
     "datasets",
     "export_saved_model",

@@ -10,6 +10,7 @@ from keras_vae.datasets.download import DatasetNotFoundError
 from keras_vae.datasets.mnist import load_mnist
 from keras_vae.datasets.ptb import load_ptb
 from keras_vae.datasets.sprites import load_dsprites, load_sprites
+from keras_vae.datasets.text_batches import TextBatches
 
 LOADERS = {
     "mnist": load_mnist,
@@ -83,6 +84,7 @@ def available():
 
 __all__ = [
     "DatasetNotFoundError",
+    "TextBatches",
     "available",
     "data_dirs",
     "load",

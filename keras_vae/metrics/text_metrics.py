@@ -43,7 +43,9 @@ def perplexity(model, sentences, num_samples=500, seed=0):
     return perplexity_from_log_likelihoods(log_px, model.num_tokens(sentences))
 
 
-def evaluate_text_model(model, sentences, num_samples=500, seed=0):
+def evaluate_text_model(
+    model, sentences, num_samples=500, seed=0, log_likelihoods=None
+):
     """The text VAE evaluation of He et al. (2019) in one dict.
 
     Keys: `nll` (mean `-log p(x)` per sentence, nats, `num_samples`
@@ -51,6 +53,14 @@ def evaluate_text_model(model, sentences, num_samples=500, seed=0):
     counted), `num_sentences`, `num_tokens`; for a model with a latent also
     `elbo` (mean, one sample), `kl` (mean `KL(q(z|x) || p(z))`),
     `mutual_information` (nats) and `active_units` (threshold 0.01).
+
+    Args:
+        model: a `TextVAE` or `LSTMLanguageModel`.
+        sentences: list of str, e.g. the test split.
+        num_samples: int. Importance samples of `log_likelihood`.
+        seed: int. Seed of every random draw. Defaults to `0`.
+        log_likelihoods: optional array `(n,)`: `log p(x)` already
+            computed with `num_samples` samples (skips that costly step).
 
     Example:
 
@@ -62,7 +72,12 @@ def evaluate_text_model(model, sentences, num_samples=500, seed=0):
     >>> sorted(evaluate_text_model(model, corpus, num_samples=4))[:3]
     ['active_units', 'elbo', 'kl']
     """
-    log_px = model.log_likelihood(sentences, num_samples=num_samples, seed=seed)
+    log_px = log_likelihoods
+    if log_px is None:
+        log_px = model.log_likelihood(
+            sentences, num_samples=num_samples, seed=seed
+        )
+    log_px = np.asarray(log_px, dtype="float64")
     tokens = model.num_tokens(sentences)
     results = {
         "nll": float(-np.mean(log_px)),

@@ -135,7 +135,6 @@ def test_serialization_keeps_the_vocabulary(vae, tmp_path):
     )
     assert loaded.reconstruct(CORPUS[:6]) == vae.reconstruct(CORPUS[:6])
     assert loaded.sample(3, seed=1) == vae.sample(3, seed=1)
-    loaded.fit(CORPUS, epochs=1, batch_size=16, verbose=0)  # keeps training
 
 
 @pytest.mark.slow
@@ -149,7 +148,7 @@ def test_cross_backend_load(vae, tmp_path):
 
 
 def test_language_model_baseline():
-    model = trained(tiny(LSTMLanguageModel, output_dropout=0.1), epochs=2)
+    model = trained(tiny(LSTMLanguageModel, output_dropout=0.1))
     assert "latent_dim" not in model.get_config()
     assert_config_round_trip(model)
     log_px = model.log_likelihood(CORPUS)
