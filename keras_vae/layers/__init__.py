@@ -1,8 +1,19 @@
 """Layers of the zoo: sampling, upsampling and the building blocks of models."""
 
 from keras_vae.layers.depth_to_space import DepthToSpace
+from keras_vae.layers.residual_block import ResidualBlock
 from keras_vae.layers.sampling import Sampling
 from keras_vae.layers.text_decoder import TextDecoder
+from keras_vae.layers.transformer_block import TransformerBlock
+from keras_vae.layers.vector_quantizer import VectorQuantizer
 from keras_vae.layers.vocabulary import Vocabulary
 
-__all__ = ["DepthToSpace", "Sampling", "TextDecoder", "Vocabulary"]
+__all__ = [
+    "DepthToSpace",
+    "ResidualBlock",
+    "Sampling",
+    "TextDecoder",
+    "TransformerBlock",
+    "VectorQuantizer",
+    "Vocabulary",
+]
