@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+import pytest
+
+import keras_vae as kv
+from keras_vae.datasets import sprites
+from zoo import train_sprites
+
+SMOKE = ["--steps", "4", "--steps-per-epoch", "2", "--eval-fraction", "0.002"]
+SMOKE += ["--validation-images", "64"]
+
+
+def test_recipes_differ_only_in_the_kl_term():
+    beta, plain = (
+        train_sprites.RECIPES[n] for n in ("beta_vae_sprites", "vae_sprites")
+    )
+    for key in ("architecture", "optimizer", "batch_size", "steps", "seed"):
+        assert beta[key] == plain[key]
+    model = train_sprites.build_model(beta)
+    assert isinstance(model, kv.BetaVAE) and model.capacity_max == 25.0
+    assert type(train_sprites.build_model(plain)) is kv.VAE
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_a_loadable_preset_with_metrics(tmp_path):
+    output, run_dir = tmp_path / "preset", tmp_path / "run"
+    figure = tmp_path / "traversal.png"
+    args = ["beta_vae_sprites", *SMOKE, "--output", str(output)]
+    args += ["--run-dir", str(run_dir), "--figure", str(figure)]
+    metadata = train_sprites.main(args)
+    assert figure.stat().st_size > 0
+    model = kv.BetaVAE.from_preset(output)
+    stored = json.loads((output / "metadata.json").read_text())
+    assert stored["steps_trained"] == 4
+    metrics = stored["metrics"]
+    for name in (
+        "mig",
+        "factor_vae",
+        "dci",
+        "check_mig",
+        "check_factor_vae",
+        "check_dci",
+    ):
+        assert 0.0 <= metrics[name] <= 1.0
+    assert stored["metric_protocols"]["check_mig"]["num_samples"] == 4
+    reference = stored["reference_encode"]
+    z_mean = model.encode(sprites.sprites_images(reference["classes"]))[0]
+    np.testing.assert_allclose(z_mean, reference["z_mean"], atol=1e-5)
+    # A second call reuses the finished run and the cached metrics.
+    again = train_sprites.main(args)
+    assert again["metrics"]["mig"] == metadata["metrics"]["mig"]
