@@ -11,6 +11,7 @@ from keras_vae.datasets.mnist import load_mnist
 from keras_vae.datasets.ptb import load_ptb
 from keras_vae.datasets.sprites import load_dsprites, load_sprites
 from keras_vae.datasets.text_batches import TextBatches
+from keras_vae.datasets.tfds_bridge import load_tfds
 
 LOADERS = {
     "mnist": load_mnist,
@@ -37,7 +38,9 @@ def load(
     """Loads a data set as one `(x, y)` pair per split.
 
     Args:
-        name: str. One of `available()`: `"mnist"`, `"binarized_mnist"`, ...
+        name: str. One of `available()`: `"mnist"`, `"binarized_mnist"`,
+            ..., or `"tfds:<name>"` for a TensorFlow Datasets image set
+            (needs the `tfds` extra).
         splits: tuple of str. Which splits, in order. `binarized_mnist` has
             `"train"` (50k), `"valid"` (10k) and `"test"` (10k); `mnist` has
             `"train"` (60k) and `"test"` (10k). Defaults to
@@ -59,11 +62,18 @@ def load(
     >>> x_train.shape, x_test.shape
     ((50000, 28, 28, 1), (10000, 28, 28, 1))
     """
-    if name not in LOADERS:
-        raise ValueError(f"Unknown data set {name!r}. Available: {available()}.")
+    if name.startswith("tfds:"):
+        loader = lambda split, **kw: load_tfds(name[len("tfds:"):], split, **kw)  # noqa: E731
+    elif name in LOADERS:
+        loader = LOADERS[name]
+    else:
+        raise ValueError(
+            f"Unknown data set {name!r}. Available: {available()}, or "
+            "'tfds:<name>' for any TensorFlow Datasets image set."
+        )
     if isinstance(splits, str):
         raise TypeError("`splits` takes a tuple of split names, e.g. ('train',).")
-    results = tuple(LOADERS[name](split, **options) for split in splits)
+    results = tuple(loader(split, **options) for split in splits)
     if not as_tf_dataset:
         return results
     import tensorflow as tf

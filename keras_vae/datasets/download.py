@@ -15,6 +15,27 @@ class DatasetNotFoundError(RuntimeError):
     """A data set has no local copy and could not be downloaded."""
 
 
+def _not_found(name, url, error):
+    searched = ", ".join(str(d) for d in data_dirs())
+    return DatasetNotFoundError(
+        f"Data set {name!r}: no local copy was found (searched {searched}) "
+        f"and downloading {url} failed ({error}). Set KERAS_VAE_DATA_DIR "
+        "(or call keras_vae.datasets.set_data_dir) to a folder holding "
+        "the files, or connect to the internet."
+    )
+
+
+def check_connection(url, name, timeout=5.0):
+    """Raises `DatasetNotFoundError` within `timeout` s if `url`'s host is
+    unreachable, so offline machines fail fast instead of retrying."""
+    host = urllib.parse.urlparse(url).hostname
+    port = 443 if url.startswith("https") else 80
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        raise _not_found(name, url, error) from error
+
+
 def download(url, destination, name, timeout=10.0):
     """Downloads `url` to `destination` atomically; fails fast offline.
 
@@ -22,10 +43,8 @@ def download(url, destination, name, timeout=10.0):
     an error within seconds instead of minutes of retries.
     """
     destination = Path(destination)
-    host = urllib.parse.urlparse(url).hostname
-    port = 443 if url.startswith("https") else 80
+    check_connection(url, name, timeout=min(timeout, 5.0))
     try:
-        socket.create_connection((host, port), timeout=min(timeout, 5.0)).close()
         destination.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=destination.parent, suffix=".part")
         try:
@@ -37,11 +56,5 @@ def download(url, destination, name, timeout=10.0):
             if os.path.exists(tmp):
                 os.remove(tmp)
     except (OSError, urllib.error.URLError) as error:
-        searched = ", ".join(str(d) for d in data_dirs())
-        raise DatasetNotFoundError(
-            f"Data set {name!r}: no local copy was found (searched {searched}) "
-            f"and downloading {url} failed ({error}). Set KERAS_VAE_DATA_DIR "
-            "(or call keras_vae.datasets.set_data_dir) to a folder holding "
-            "the files, or connect to the internet."
-        ) from error
+        raise _not_found(name, url, error) from error
     return destination

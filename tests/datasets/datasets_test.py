@@ -40,8 +40,8 @@ def test_missing_data_fails_fast_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(data_dir, "data_dirs", lambda: [tmp_path])
     monkeypatch.setattr("keras_vae.datasets.mnist.find_file", lambda _: None)
-    # An unroutable address: the probe fails within its timeout.
-    monkeypatch.setattr("keras_vae.datasets.mnist.URL", "http://10.255.255.1/")
+    # The .invalid domain never resolves: the probe fails at once.
+    monkeypatch.setattr("keras_vae.datasets.mnist.URL", "http://keras-vae.invalid/")
     with pytest.raises(DatasetNotFoundError, match="KERAS_VAE_DATA_DIR"):
         datasets.load("mnist", splits=("test",))
 
@@ -52,3 +52,22 @@ def test_data_dir_setting(tmp_path):
         assert datasets.data_dirs()[0] == tmp_path
     finally:
         datasets.set_data_dir(None)
+
+
+def test_tfds_bridge_reads_prepared_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=6, data_dir=str(tmp_path)):
+        (x, y), = datasets.load("tfds:mnist", splits=("train",), data_dir=str(tmp_path))
+    assert x.shape == (6, 28, 28, 1) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0 and y.shape == (6,)
+
+
+def test_tfds_bridge_fails_fast_offline(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr("keras_vae.datasets.tfds_bridge.PROBE_URL", "http://keras-vae.invalid/")
+    start = time.time()
+    with pytest.raises(DatasetNotFoundError, match="tfds:mnist"):
+        datasets.load("tfds:mnist", splits=("train",), data_dir=str(tmp_path))
+    assert time.time() - start < 30  # tfds alone retries for minutes
