@@ -22,7 +22,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 
 WORKER = r"""
 import json, sys, time
@@ -61,7 +60,10 @@ def run(backend, decoder, num_images):
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(
         [sys.executable, "-c", WORKER, decoder, str(num_images)],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode:
         raise RuntimeError(f"{backend}/{decoder} failed:\n{out.stderr[-3000:]}")
@@ -71,18 +73,25 @@ def run(backend, decoder, num_images):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"])
-    parser.add_argument("--decoders", nargs="+", default=["depth_to_space", "transpose", "upsample"])
+    parser.add_argument(
+        "--decoders", nargs="+", default=["depth_to_space", "transpose", "upsample"]
+    )
     parser.add_argument("--num-images", type=int, default=12800)
     args = parser.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"python {platform.python_version()}, {args.num_images} images, batch 128")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"python {platform.python_version()}, {args.num_images} images, batch 128"
+    )
     print("| decoder | backend | images/s | steps/s |")
     print("| --- | --- | ---: | ---: |")
     for decoder in args.decoders:
         for backend in args.backends:
             result = run(backend, decoder, args.num_images)
-            print(f"| {decoder} | {backend} | {result['images_per_s']:.0f} | "
-                  f"{result['steps_per_s']:.1f} |", flush=True)
+            print(
+                f"| {decoder} | {backend} | {result['images_per_s']:.0f} | "
+                f"{result['steps_per_s']:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,10 @@ def download(url, destination, name, timeout=10.0):
         destination.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=destination.parent, suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            with (
+                os.fdopen(fd, "wb") as out,
+                urllib.request.urlopen(url, timeout=timeout) as response,
+            ):
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
             os.replace(tmp, destination)

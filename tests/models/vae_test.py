@@ -58,12 +58,18 @@ def test_learned_decoder_variance_trains():
     after = keras.ops.convert_to_numpy(model.decoder_log_var)
     assert not np.allclose(before, after)
     fixed = trained(small_vae(likelihood="gaussian", decoder_variance=0.1))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(fixed.decoder_log_var), np.log(0.1), rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(fixed.decoder_log_var), np.log(0.1), rtol=1e-6
+    )
 
 
 def test_user_networks_round_trip(tmp_path):
-    encoder = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16, activation="tanh")])
-    decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(64), keras.layers.Reshape((8, 8, 1))])
+    encoder = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16, activation="tanh")]
+    )
+    decoder = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(64), keras.layers.Reshape((8, 8, 1))]
+    )
     model = trained(small_vae(encoder=encoder, decoder=decoder))
     config = model.get_config()
     assert config["encoder"] is not None and config["decoder"] is not None
@@ -94,8 +100,14 @@ def test_log_likelihood_matches_exact_linear_gaussian():
     encoder = keras.Sequential([keras.Input((3,)), keras.layers.Flatten()])
     decoder = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3)])
     model = VAE(
-        input_shape=(3,), latent_dim=1, likelihood="gaussian", decoder_variance=0.5,
-        architecture="mlp", encoder=encoder, decoder=decoder, seed=0,
+        input_shape=(3,),
+        latent_dim=1,
+        likelihood="gaussian",
+        decoder_variance=0.5,
+        architecture="mlp",
+        encoder=encoder,
+        decoder=decoder,
+        seed=0,
     )
     data = RNG.normal(size=(2048, 3)).astype("float32")
     trained(model, x=data, epochs=15, batch_size=64, learning_rate=2e-2)
@@ -104,7 +116,8 @@ def test_log_likelihood_matches_exact_linear_gaussian():
     x = RNG.normal(size=(20, 3)).astype("float32")
     diff = x - b
     exact = -0.5 * (
-        3 * np.log(2 * np.pi) + np.linalg.slogdet(cov)[1]
+        3 * np.log(2 * np.pi)
+        + np.linalg.slogdet(cov)[1]
         + np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)
     )
     estimate = model.log_likelihood(x, num_samples=5000)
