@@ -39,6 +39,7 @@ def main(folder, method, atol, steps):
     assert np.isfinite(loss), f"loss after reload is {loss}"
     report["loss"] = loss
     report["optimizer"] = type(model.optimizer).__module__
+    report["jit_compile"] = bool(model.jit_compile)
     print(json.dumps(report))
 
 

@@ -179,4 +179,6 @@ def test_weights_and_keras_file_work_on_other_backends(tmp_path):
     assert len(reports) == 2
     for report in reports.values():
         assert report["keras_max_diff"] <= 1e-5
+        # No torch-only optimizer class elsewhere, no torch.compile on torch.
         assert "backend.torch" not in report["optimizer"] or report["backend"] == "torch"
+        assert not (report["backend"] == "torch" and report["jit_compile"])
