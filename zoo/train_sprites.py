@@ -184,8 +184,22 @@ class _Log(keras.callbacks.Callback):
         print(f"epoch {epoch + 1} [{self.seconds():.0f}s] {items}", flush=True)
 
 
+def _keep_tf_off_the_gpu():
+    """The input pipeline is tf.data; on JAX / torch keep TensorFlow from
+    reserving the GPU memory the model needs."""
+    if keras.backend.backend() == "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow already initialized its devices
+        pass
+
+
 def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
     """Trains (or resumes) a run; returns the model with its final weights."""
+    _keep_tf_off_the_gpu()
     keras.utils.set_random_seed(recipe["seed"])
     model = build_model(recipe)
     model.compile(
