@@ -217,8 +217,13 @@ def cmd_train(args):
             f"{type(model).__name__} trained with `keras-vae train` on "
             f"{args.dataset} ({len(x_train)} examples, {args.epochs} epochs)."
         ),
-        "dataset": args.dataset,
-        "command": "keras-vae " + shlex.join(args.argv),
+        "dataset": {
+            "name": args.dataset,
+            "train_split": f"train ({len(x_train)})",
+            "validation_split": f"{valid_split} ({len(x_valid)})",
+        },
+        "training_command": "keras-vae " + shlex.join(args.argv),
+        "trained_on_backend": keras.backend.backend(),
         "train_seconds": round(seconds, 1),
         "metrics": {f"final_{k}": v for k, v in final.items()},
     }
@@ -233,7 +238,10 @@ def cmd_train(args):
 def cmd_evaluate(args):
     _set_data_dir(args.data_dir)
     model, metadata = _load_model(args.model)
-    dataset = args.dataset or metadata.get("dataset")
+    dataset = metadata.get("dataset")
+    if isinstance(dataset, dict):  # preset metadata: {"name": ..., splits}
+        dataset = dataset.get("name")
+    dataset = args.dataset or dataset
     if not dataset:
         raise UserError(
             "Pass --dataset: the model's metadata does not name its data set."
@@ -241,6 +249,8 @@ def cmd_evaluate(args):
     x, _ = _load_data(dataset, args.split, args.max_examples)
     model.validate_inputs(x)
     _say(f"Evaluating on {len(x)} examples...")
+    if not getattr(model, "compiled", False):
+        model.compile(optimizer="adam")  # evaluate() needs it; not trained
     results = {
         k: float(v)
         for k, v in model.evaluate(

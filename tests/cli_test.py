@@ -60,8 +60,10 @@ def test_train_writes_preset(trained, capsys):
     names = sorted(os.listdir(trained))
     assert names == ["config.json", "metadata.json", "model.weights.h5"]
     metadata = json.loads((trained / "metadata.json").read_text())
-    assert metadata["dataset"] == "mnist"
-    assert metadata["command"].startswith("keras-vae train --dataset mnist")
+    assert metadata["dataset"]["name"] == "mnist"
+    assert metadata["training_command"].startswith(
+        "keras-vae train --dataset mnist"
+    )
     assert "final_val_loss" in metadata["metrics"]
     grids = os.listdir(str(trained) + "_samples")
     assert grids == ["samples_epoch_0002.png"]
