@@ -306,13 +306,16 @@ def cmd_export(args):
 
     model, _ = _load_model(args.model)
     _say(f"Exporting to {args.output}/{args.version}/ (TF SavedModel)...")
-    path = export_saved_model(
-        model,
-        args.output,
-        version=args.version,
-        score_num_samples=args.score_num_samples,
-        overwrite=args.overwrite,
-    )
+    try:
+        path = export_saved_model(
+            model,
+            args.output,
+            version=args.version,
+            score_num_samples=args.score_num_samples,
+            overwrite=args.overwrite,
+        )
+    except TypeError as error:  # the model has no serving signatures
+        raise UserError(str(error)) from None
     _say(
         f"Wrote {path} with signatures serving_default, encode, decode, "
         "sample, score. Inspect it with: saved_model_cli show --all --dir "

@@ -83,6 +83,10 @@ def export_saved_model(
                 f"{type(model).__name__} does not implement the serving "
                 f"protocol (missing `{method}`); see keras_vae.export."
             )
+    try:  # fail here, not in the subprocess, when the model cannot export
+        model.serving_spec(score_num_samples=int(score_num_samples))
+    except NotImplementedError as error:
+        raise TypeError(str(error)) from None
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"Export path {path!r} exists and is not a directory.")

@@ -177,6 +177,8 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="not a directory"):
         kv.export_saved_model(model, tmp_path / "file")
     with pytest.raises(TypeError, match="serving protocol"):
+        kv.export_saved_model(kv.GenerativeModel(), tmp_path)
+    with pytest.raises(TypeError, match="serving protocol"):
         kv.export_saved_model(
             keras.Sequential([keras.layers.Dense(1)]), tmp_path
         )
