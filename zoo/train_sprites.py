@@ -286,6 +286,39 @@ def evaluate(model, run_dir, fraction):
     return metrics, protocols
 
 
+def recheck_metrics(preset, atol=0.02):
+    """Recomputes a preset's cheap `check_*` metrics and compares them.
+
+    Loads the preset (any backend), reruns each `check_*` protocol stored
+    in its metadata and raises `AssertionError` if a value differs from the
+    stored one by more than `atol` (backends differ slightly in floating
+    point, which can move a few histogram bins or votes). Returns
+    `{name: (stored, recomputed)}`. Seconds on a CPU: what CI runs.
+
+    Example:
+
+    >>> recheck_metrics("beta_vae_sprites")  # doctest: +SKIP
+    {'check_mig': (0.31, 0.31), ...}
+    """
+    model = kv.from_preset(preset)
+    metadata = model.preset_metadata
+    results = {}
+    for name, function in METRIC_FUNCTIONS.items():
+        key = "check_" + name
+        arguments = metadata["metric_protocols"][key]
+        results[key] = (
+            metadata["metrics"][key],
+            function(model, "sprites", **arguments),
+        )
+    bad = {k: v for k, v in results.items() if abs(v[0] - v[1]) > atol}
+    if bad:
+        raise AssertionError(
+            f"Preset {preset}: recomputed metrics differ from the metadata "
+            f"by more than {atol}: {bad} (stored, recomputed)."
+        )
+    return results
+
+
 def _hardware():
     cpu = platform.processor() or platform.machine()
     try:

@@ -47,6 +47,9 @@ def test_smoke_run_writes_a_loadable_preset_with_metrics(tmp_path):
     reference = stored["reference_encode"]
     z_mean = model.encode(sprites.sprites_images(reference["classes"]))[0]
     np.testing.assert_allclose(z_mean, reference["z_mean"], atol=1e-5)
+    # What CI reruns on a real preset: the cheap check_* protocols.
+    checks = train_sprites.recheck_metrics(output, atol=1e-6)
+    assert set(checks) == {"check_mig", "check_factor_vae", "check_dci"}
     # A second call reuses the finished run and the cached metrics.
     again = train_sprites.main(args)
     assert again["metrics"]["mig"] == metadata["metrics"]["mig"]
