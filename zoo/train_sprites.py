@@ -46,12 +46,10 @@ import numpy as np
 import keras_vae as kv
 from keras_vae import presets
 from keras_vae.datasets import sprites
-from keras_vae.metrics import (
-    active_units,
-    dci_disentanglement,
-    factor_vae_score,
-    mutual_information_gap,
-)
+from keras_vae.metrics.active_units import active_units
+from keras_vae.metrics.dci import dci_disentanglement
+from keras_vae.metrics.factor_vae import factor_vae_score
+from keras_vae.metrics.mig import mutual_information_gap
 
 # Full evaluation: disentanglement_lib's sample sizes, scaled by
 # --eval-fraction for smoke runs.
