@@ -469,17 +469,23 @@ class VQVAE(GenerativeModel):
             **fit_kwargs,
         )
 
-    @property
-    def trainable_weights(self):
-        # The prior is trained by its own `fit` (see `fit_prior`), never by
-        # the VQ-VAE's optimizer: its weights are left out of this model's
-        # training state on every backend.
-        weights = super().trainable_weights
+    def _without_prior(self, variables):
         prior = getattr(self, "prior", None)
         if prior is None:
-            return weights
-        excluded = {id(v) for v in prior.weights}
-        return [v for v in weights if id(v) not in excluded]
+            return variables
+        excluded = {id(v) for v in prior.variables}
+        return [v for v in variables if id(v) not in excluded]
+
+    # The prior is trained by its own `fit` (see `fit_prior`), never by the
+    # VQ-VAE's optimizer: its weights are left out of this model's trainable
+    # state on every backend.
+    @property
+    def trainable_weights(self):
+        return self._without_prior(super().trainable_weights)
+
+    @property
+    def trainable_variables(self):
+        return self._without_prior(super().trainable_variables)
 
     def get_config(self):
         prior = self.prior

@@ -126,6 +126,7 @@ def test_saved_with_prior_and_loads_on_other_backends(with_prior, tmp_path):
     loaded.fit_prior(
         X, epochs=1, batch_size=32, verbose=0
     )  # prior keeps training
+    (tmp_path / "other").mkdir()
     reports = run_on_other_backends(
         model, X[:8], "reconstruct", tmp_path / "other", atol=1e-4
     )
@@ -182,5 +183,6 @@ def test_export_signatures_match_the_model(with_prior, tmp_path):
         model.negative_log_likelihood_tensor(X[:5])
     )
     np.testing.assert_allclose(score, expected, rtol=1e-4)
-    with pytest.raises(ValueError, match="fit_prior"):
+    # On JAX and torch the export runs in a TF subprocess: RuntimeError.
+    with pytest.raises((ValueError, RuntimeError), match="fit_prior"):
         kv.export_saved_model(small_vq_vae(), tmp_path / "no_prior")
