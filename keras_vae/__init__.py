@@ -8,7 +8,7 @@ Example:
 >>> model = kv.VAE(input_shape=(28, 28, 1), latent_dim=8)
 """
 
-from keras_vae import datasets, layers, losses, metrics
+from keras_vae import datasets, layers, losses, metrics, presets
 from keras_vae.callbacks import NaNGuard
 from keras_vae.export import export_saved_model
 from keras_vae.models import (
@@ -18,6 +18,7 @@ from keras_vae.models import (
     LSTMLanguageModel,
     TextVAE,
 )
+from keras_vae.presets import from_preset, list_presets
 
 __version__ = "0.1.0"
 
@@ -30,7 +31,10 @@ __all__ = [
     "VAE",
     "datasets",
     "export_saved_model",
+    "from_preset",
     "layers",
+    "list_presets",
     "losses",
     "metrics",
+    "presets",
 ]

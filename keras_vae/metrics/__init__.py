@@ -1,5 +1,6 @@
 """Evaluation metrics: anomaly detection helpers and more."""
 
+from keras_vae.metrics.active_units import active_units
 from keras_vae.metrics.anomaly import anomaly_threshold, roc_auc
 from keras_vae.metrics.dci import dci_disentanglement
 from keras_vae.metrics.factor_vae import factor_vae_score
@@ -15,6 +16,7 @@ from keras_vae.metrics.text_metrics import (
 )
 
 __all__ = [
+    "active_units",
     "anomaly_threshold",
     "dci_disentanglement",
     "evaluate_text_model",

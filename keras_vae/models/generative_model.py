@@ -190,6 +190,24 @@ class GenerativeModel(Trainer, keras.Model):
         results = tuple(np.concatenate(parts, axis=0) for parts in zip(*chunks))
         return results if len(results) > 1 else results[0]
 
+    @classmethod
+    def from_preset(cls, preset):
+        """Loads a pretrained model of this class (or a subclass) from a
+        preset: a built-in name (`keras_vae.list_presets()`), a preset
+        folder or the http(s) URL of a preset archive. See
+        `keras_vae.presets.from_preset`."""
+        from keras_vae import presets
+
+        return presets.from_preset(preset, cls=cls)
+
+    def save_to_preset(self, preset_dir, metadata=None):
+        """Writes the model as a preset folder (`config.json`,
+        `model.weights.h5`, `metadata.json` with sha256 hashes). See
+        `keras_vae.presets.save_to_preset`."""
+        from keras_vae import presets
+
+        return presets.save_to_preset(self, preset_dir, metadata)
+
     def get_config(self):
         return {
             "name": self.name,

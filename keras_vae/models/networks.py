@@ -77,3 +77,70 @@ def conv_decoder(
         x = DepthToSpace(2)(x)
     outputs = layers.Conv2D(channels, 3, padding="same")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def deep_conv_encoder(
+    input_shape,
+    hidden_dims=(32, 64),
+    dense_units=512,
+    activation="relu",
+    name="encoder_network",
+):
+    """A stronger convolutional encoder: two 3x3 convolutions per stage.
+
+    Each entry of `hidden_dims` is one stage: a stride-1 convolution then a
+    stride-2 one, both with that many filters; a dense layer of
+    `dense_units` follows (`0` skips it). The encoder runs once per image
+    when estimating `log p(x)` by importance sampling, so it can be much
+    heavier than the decoder, which runs once per sample.
+    """
+    check_conv_shape(input_shape, len(hidden_dims))
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for filters in hidden_dims:
+        x = layers.Conv2D(filters, 3, padding="same", activation=activation)(x)
+        x = layers.Conv2D(filters, 3, strides=2, padding="same", activation=activation)(x)
+    x = layers.Flatten()(x)
+    if dense_units:
+        x = layers.Dense(dense_units, activation=activation)(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def lean_conv_decoder(
+    latent_dim,
+    output_shape,
+    hidden_dims=(8, 32),
+    dense_units=512,
+    activation="relu",
+    name="decoder_network",
+):
+    """A cheap decoder: a dense layer, then sub-pixel convolution stages.
+
+    `dense_units` (`0` skips it) feed a dense projection to the coarsest
+    feature map (`hidden_dims[-1]` channels); each stage then is a 3x3
+    convolution to `4 * filters` channels followed by `DepthToSpace(2)`,
+    from `hidden_dims[-1]` to `hidden_dims[0]` filters, and a final 3x3
+    convolution gives one output per pixel. With the defaults on 28x28
+    images it costs about 4.5M multiply-adds per image, several times less
+    than `conv_decoder`, which keeps importance-sampled `log p(x)` with
+    thousands of samples affordable on a CPU.
+    """
+    check_conv_shape(output_shape, len(hidden_dims))
+    factor = 2 ** len(hidden_dims)
+    height, width, channels = output_shape
+    start = (height // factor, width // factor, hidden_dims[-1])
+    inputs = keras.Input(shape=(latent_dim,))
+    x = inputs
+    if dense_units:
+        x = layers.Dense(dense_units, activation=activation)(x)
+    x = layers.Dense(math.prod(start), activation=activation)(x)
+    x = layers.Reshape(start)(x)
+    for index in reversed(range(len(hidden_dims))):
+        # The stage keeps the channels it has and upsamples them to
+        # `hidden_dims[index]` channels at twice the resolution.
+        x = layers.Conv2D(
+            4 * hidden_dims[index], 3, padding="same", activation=activation
+        )(x)
+        x = DepthToSpace(2)(x)
+    outputs = layers.Conv2D(channels, 3, padding="same")(x)
+    return keras.Model(inputs, outputs, name=name)

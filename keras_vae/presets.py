@@ -1,0 +1,363 @@
+"""Presets: pretrained models saved as folders with verified weights.
+
+A preset is a folder with three files:
+
+- `config.json`: the model, as `keras.saving.serialize_keras_object`;
+- `model.weights.h5`: its weights;
+- `metadata.json`: what the model is and how it was made (description,
+  parameter count, data set and split, the exact training command, wall
+  time and hardware, the metrics it reached, Keras version and backend)
+  and the sha256 of the two other files, checked on every load.
+
+`from_preset` takes the name of a built-in preset (the folders of the `zoo`
+package), the path of a local preset folder, or the http(s) URL of a
+`.tar.gz` / `.zip` archive of one, downloaded once into the Keras cache.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import keras
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+HASHED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+
+
+class PresetIntegrityError(ValueError):
+    """A preset file's sha256 differs from the one in its metadata."""
+
+
+def keras_home():
+    """The Keras cache folder: `$KERAS_HOME`, else `~/.keras`."""
+    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
+
+
+def download_cache_dir():
+    """Where downloaded preset archives are unpacked (once per URL)."""
+    return keras_home() / "keras_vae" / "presets"
+
+
+def zoo_dir():
+    """The folder of the built-in presets (the installed `zoo` package)."""
+    import zoo
+
+    return Path(zoo.__file__).resolve().parent
+
+
+def list_presets():
+    """Names of the built-in presets, sorted.
+
+    Returns:
+        list of str.
+
+    Example:
+
+    >>> import keras_vae as kv
+    >>> "vae_binarized_mnist" in kv.list_presets()
+    True
+    """
+    root = zoo_dir()
+    return sorted(
+        entry.name
+        for entry in root.iterdir()
+        if entry.is_dir() and (entry / METADATA_FILE).is_file()
+    )
+
+
+def sha256(path):
+    """Hex sha256 of a file, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_metadata(preset):
+    """The `metadata.json` of a preset (name, folder or URL) as a dict."""
+    folder = resolve_preset(preset)
+    with open(folder / METADATA_FILE) as f:
+        return json.load(f)
+
+
+def resolve_preset(preset):
+    """The local folder of a preset name, folder path or archive URL."""
+    preset = os.fspath(preset)
+    if preset.startswith(("http://", "https://")):
+        return _download_preset(preset)
+    path = Path(preset).expanduser()
+    if path.is_dir():
+        return path
+    looks_like_path = os.sep in preset or preset.startswith(".")
+    if not looks_like_path and (zoo_dir() / preset / METADATA_FILE).is_file():
+        return zoo_dir() / preset
+    if looks_like_path or path.suffix:
+        raise ValueError(f"Preset folder {preset!r} does not exist.")
+    raise ValueError(
+        f"Unknown preset {preset!r}. Known presets: {list_presets()}. A local "
+        "preset folder or an http(s) URL of a .tar.gz / .zip archive also work."
+    )
+
+
+def verify_preset(folder):
+    """Checks the files of a preset folder against its metadata.
+
+    Raises:
+        ValueError: a file is missing or the metadata has no hashes.
+        PresetIntegrityError: a file's sha256 differs from its metadata.
+    """
+    folder = Path(folder)
+    for name in (METADATA_FILE, *HASHED_FILES):
+        if not (folder / name).is_file():
+            raise ValueError(f"Preset folder {folder} has no {name}.")
+    with open(folder / METADATA_FILE) as f:
+        metadata = json.load(f)
+    hashes = metadata.get("sha256")
+    if not isinstance(hashes, dict):
+        raise ValueError(f"{folder / METADATA_FILE} has no 'sha256' entry.")
+    for name in HASHED_FILES:
+        expected = hashes.get(name)
+        if expected is None:
+            raise ValueError(f"{folder / METADATA_FILE} has no sha256 for {name}.")
+        actual = sha256(folder / name)
+        if actual != expected:
+            raise PresetIntegrityError(
+                f"The sha256 of {folder / name} is {actual}, but the preset's "
+                f"metadata.json says {expected}: the file was modified or is "
+                "corrupt. Refusing to load it."
+            )
+    return metadata
+
+
+def from_preset(preset, cls=None):
+    """Loads a pretrained model from a preset.
+
+    The sha256 of `config.json` and `model.weights.h5` is checked against
+    `metadata.json` before anything is deserialized.
+
+    Args:
+        preset: str. The name of a built-in preset (see `list_presets()`),
+            the path of a preset folder, or the http(s) URL of a `.tar.gz` or
+            `.zip` archive of one (downloaded once into the Keras cache).
+        cls: optional class. The loaded model must be an instance of it;
+            `ModelClass.from_preset` passes its own class.
+
+    Returns:
+        The model, with its weights loaded. Its metadata is in
+        `model.preset_metadata`.
+
+    Example:
+
+    >>> import keras_vae as kv
+    >>> model = kv.from_preset("vae_binarized_mnist")
+    >>> model.latent_dim
+    32
+    """
+    folder = resolve_preset(preset)
+    metadata = verify_preset(folder)
+    with open(folder / CONFIG_FILE) as f:
+        config = json.load(f)
+    if cls is not None:
+        _check_class(config, cls, preset)
+    model = keras.saving.deserialize_keras_object(config)
+    if cls is not None and not isinstance(model, cls):
+        raise ValueError(
+            f"Preset {preset!r} holds a {type(model).__name__}, which is not a {cls.__name__}."
+        )
+    model.load_weights(folder / WEIGHTS_FILE)
+    model.preset_metadata = metadata
+    return model
+
+
+def _check_class(config, cls, preset):
+    """Fails before building when the config names an unrelated class."""
+    name = config.get("class_name") if isinstance(config, dict) else None
+    registered = (
+        keras.saving.get_registered_object(config.get("registered_name") or "", custom_objects=None)
+        if isinstance(config, dict)
+        else None
+    )
+    if isinstance(registered, type) and not issubclass(registered, cls):
+        raise ValueError(
+            f"Preset {preset!r} holds a {name}, which is not a subclass of "
+            f"{cls.__name__}. Load it with keras_vae.from_preset({preset!r}) "
+            f"or {name}.from_preset({preset!r})."
+        )
+
+
+def save_to_preset(model, preset_dir, metadata=None):
+    """Writes `model` as a preset folder, atomically.
+
+    The folder gets `config.json`, `model.weights.h5` (the model's weights
+    only, no optimizer state) and `metadata.json`: `metadata` completed
+    with the parameter count, Keras version, backend, date and the sha256
+    of the two other files. The files are written to a temporary folder
+    beside `preset_dir`, which then replaces `preset_dir`.
+
+    Args:
+        model: a `keras.Model` with `get_config` (e.g. a `VAE`).
+        preset_dir: path of the folder to write.
+        metadata: optional dict: description, data set, training command,
+            metrics... Must be JSON-serializable.
+
+    Returns:
+        The metadata written, as a dict.
+
+    Example:
+
+    >>> import keras_vae as kv
+    >>> import tempfile, os
+    >>> model = kv.VAE(input_shape=(28, 28, 1), latent_dim=2)
+    >>> folder = os.path.join(tempfile.mkdtemp(), "my_vae")
+    >>> _ = kv.presets.save_to_preset(model, folder, {"description": "demo"})
+    >>> sorted(os.listdir(folder))
+    ['config.json', 'metadata.json', 'model.weights.h5']
+    """
+    preset_dir = Path(preset_dir)
+    metadata = dict(metadata or {})
+    try:
+        json.dumps(metadata)
+    except TypeError as error:
+        raise ValueError(f"`metadata` must be JSON-serializable: {error}") from None
+    preset_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{preset_dir.name}.", dir=preset_dir.parent))
+    try:
+        config = keras.saving.serialize_keras_object(model)
+        # A preset is the model, not a training session: loading it must
+        # not compile it (the weights file holds no optimizer state).
+        config.pop("compile_config", None)
+        with open(tmp / CONFIG_FILE, "w") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+            f.write("\n")
+        _save_weights_only(model, tmp / WEIGHTS_FILE)
+        metadata.setdefault("class_name", type(model).__name__)
+        metadata.setdefault("parameter_count", int(model.count_params()))
+        metadata.setdefault("keras_version", keras.__version__)
+        metadata.setdefault("backend", keras.backend.backend())
+        metadata.setdefault("python", platform.python_version())
+        metadata.setdefault("saved_utc", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        metadata["sha256"] = {name: sha256(tmp / name) for name in HASHED_FILES}
+        with open(tmp / METADATA_FILE, "w") as f:
+            json.dump(metadata, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, 0o755)
+        _replace_dir(tmp, preset_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metadata
+
+
+def _save_weights_only(model, path):
+    """Saves the weights without optimizer state (a compiled, trained model
+    would otherwise store its optimizer variables too)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        model.save_weights(path)
+        return
+    clone = type(model).from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    clone.save_weights(path)
+
+
+def _replace_dir(src, dst):
+    """Moves folder `src` to `dst`, replacing `dst` (near-atomically)."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+# ----------------------------------------------------------------------
+# Archives over http(s).
+
+
+def _download_preset(url):
+    """Downloads and unpacks a preset archive once; returns its folder."""
+    path = urllib.parse.urlparse(url).path
+    name = os.path.basename(path)
+    suffix = next((s for s in ARCHIVE_SUFFIXES if name.endswith(s)), None)
+    if suffix is None:
+        raise ValueError(
+            f"A preset URL must point to a {' / '.join(ARCHIVE_SUFFIXES)} archive, got {url!r}."
+        )
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    root = download_cache_dir()
+    target = root / f"{name[: -len(suffix)]}-{key}"
+    if (target / METADATA_FILE).is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
+    try:
+        archive = tmp / name
+        try:
+            with (
+                urllib.request.urlopen(url, timeout=60) as response,
+                open(archive, "wb") as f,
+            ):
+                shutil.copyfileobj(response, f)
+        except OSError as error:
+            raise OSError(f"Could not download preset {url}: {error}") from error
+        unpacked = tmp / "unpacked"
+        _extract(archive, unpacked)
+        folder = _find_preset_folder(unpacked, url)
+        verify_preset(folder)
+        if target.exists():  # Another process finished first.
+            shutil.rmtree(tmp, ignore_errors=True)
+            return target
+        os.replace(folder, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _extract(archive, dest):
+    dest.mkdir()
+    root = dest.resolve()
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                _check_member(root, member, archive)
+            zf.extractall(dest)
+        return
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            for member in tf.getmembers():
+                if not (member.isfile() or member.isdir()):
+                    raise ValueError(f"{archive.name} holds a link or device: {member.name}.")
+                _check_member(root, member.name, archive)
+            tf.extractall(dest)
+    except tarfile.TarError as error:
+        raise ValueError(f"{archive.name} is not a valid .tar.gz / .zip archive: {error}")
+
+
+def _check_member(root, member, archive):
+    resolved = (root / member).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise ValueError(f"{archive.name} holds a path outside the archive: {member!r}.")
+
+
+def _find_preset_folder(unpacked, url):
+    candidates = [p.parent for p in unpacked.rglob(METADATA_FILE)]
+    if len(candidates) != 1:
+        raise ValueError(
+            f"The archive {url} must hold exactly one preset folder (with "
+            f"{METADATA_FILE}); found {len(candidates)}."
+        )
+    return candidates[0]

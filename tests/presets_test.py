@@ -1,0 +1,273 @@
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+import keras_vae as kv
+from keras_vae import presets
+from tests.test_case import BACKENDS
+
+
+def tiny_vae():
+    return kv.VAE(input_shape=(8, 8, 1), latent_dim=3, hidden_dims=(4, 8), seed=0)
+
+
+def inputs():
+    rng = np.random.default_rng(0)
+    return (rng.random((5, 8, 8, 1)) > 0.5).astype("float32")
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A tiny VAE and the preset folder it was saved to."""
+    model = tiny_vae()
+    folder = tmp_path / "tiny_vae"
+    model.save_to_preset(folder, {"description": "a tiny test VAE"})
+    return model, folder
+
+
+@pytest.fixture
+def preset_dir(saved):
+    return saved[1]
+
+
+def without_name(config):
+    return {k: v for k, v in config.items() if k != "name"}
+
+
+def test_round_trip(saved):
+    model, preset_dir = saved
+    loaded = kv.VAE.from_preset(preset_dir)
+    assert isinstance(loaded, kv.VAE)
+    assert without_name(loaded.get_config()) == without_name(model.get_config())
+    np.testing.assert_allclose(loaded.encode(inputs())[0], model.encode(inputs())[0], atol=1e-6)
+    metadata = loaded.preset_metadata
+    assert metadata["description"] == "a tiny test VAE"
+    assert metadata["parameter_count"] == model.count_params()
+    assert metadata["backend"] == keras.backend.backend()
+    assert metadata["keras_version"] == keras.__version__
+    assert set(metadata["sha256"]) == {"config.json", "model.weights.h5"}
+    assert sorted(os.listdir(preset_dir)) == [
+        "config.json",
+        "metadata.json",
+        "model.weights.h5",
+    ]
+
+
+def test_kv_from_preset_and_trained_model_keeps_no_optimizer(tmp_path):
+    model = tiny_vae()
+    model.compile(optimizer="adam")
+    model.fit(inputs(), epochs=1, batch_size=5, verbose=0)
+    model.save_to_preset(tmp_path / "trained")
+    loaded = kv.from_preset(str(tmp_path / "trained"))
+    np.testing.assert_allclose(loaded.encode(inputs())[0], model.encode(inputs())[0], atol=1e-6)
+    # The optimizer state is not part of a preset.
+    fresh = tmp_path / "fresh"
+    tiny_vae().save_to_preset(fresh)
+    assert os.path.getsize(tmp_path / "trained" / "model.weights.h5") == (
+        os.path.getsize(fresh / "model.weights.h5")
+    )
+
+
+def test_save_replaces_existing_folder_atomically(preset_dir):
+    (preset_dir / "stale.txt").write_text("old")
+    tiny_vae().save_to_preset(preset_dir)
+    assert not (preset_dir / "stale.txt").exists()
+    leftovers = [p for p in os.listdir(preset_dir.parent) if p.startswith(".")]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("name", ["model.weights.h5", "config.json"])
+def test_tampered_file_is_refused(preset_dir, name):
+    path = preset_dir / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(presets.PresetIntegrityError, match=name):
+        kv.from_preset(str(preset_dir))
+
+
+def test_missing_file_is_named(preset_dir):
+    os.remove(preset_dir / "model.weights.h5")
+    with pytest.raises(ValueError, match="model.weights.h5"):
+        kv.from_preset(str(preset_dir))
+
+
+def test_unknown_name_lists_known_presets():
+    known = kv.list_presets()
+    assert "vae_binarized_mnist" in known
+    with pytest.raises(ValueError, match="Unknown preset 'no_such_preset'") as e:
+        kv.from_preset("no_such_preset")
+    for name in known:
+        assert name in str(e.value)
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        kv.from_preset(str(tmp_path / "nowhere"))
+
+
+def test_class_must_match(preset_dir):
+    class Other(kv.GenerativeModel):
+        pass
+
+    with pytest.raises(ValueError, match="not a"):
+        Other.from_preset(preset_dir)
+    # The base class accepts any model of the zoo.
+    assert isinstance(kv.GenerativeModel.from_preset(preset_dir), kv.VAE)
+
+
+def test_metadata_must_be_json(tmp_path):
+    with pytest.raises(ValueError, match="JSON"):
+        tiny_vae().save_to_preset(tmp_path / "x", {"bad": object()})
+
+
+class _Server:
+    """A loopback http.server over a folder, counting GET requests."""
+
+    def __init__(self, folder):
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        handler = functools.partial(Handler, directory=str(folder))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever)
+        self.thread.daemon = True
+
+    def __enter__(self):
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _archive(preset_dir, dest, kind):
+    if kind == "tar.gz":
+        path = dest / "tiny_vae.tar.gz"
+        with tarfile.open(path, "w:gz") as tf:
+            tf.add(preset_dir, arcname="tiny_vae")
+    else:
+        path = dest / "tiny_vae.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            for name in os.listdir(preset_dir):
+                zf.write(preset_dir / name, f"tiny_vae/{name}")
+    return path.name
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_url_is_downloaded_once_into_the_cache(saved, tmp_path, kind):
+    model, preset_dir = saved
+    served = tmp_path / "served"
+    served.mkdir()
+    name = _archive(preset_dir, served, kind)
+    expected = model.encode(inputs())[0]
+    cache = tmp_path / "cache"
+    with _Server(served) as server, _patched_env({"KERAS_HOME": str(cache)}):
+        url = f"{server.url}/{name}"
+        first = kv.VAE.from_preset(url)
+        second = kv.from_preset(url)
+        metadata = presets.load_metadata(url)
+    assert server.requests == [f"/{name}"]  # Downloaded once.
+    assert metadata["description"] == "a tiny test VAE"
+    np.testing.assert_allclose(first.encode(inputs())[0], expected, atol=1e-6)
+    np.testing.assert_allclose(second.encode(inputs())[0], expected, atol=1e-6)
+    assert len(os.listdir(cache / "keras_vae" / "presets")) == 1
+
+
+def test_tampered_archive_is_refused(preset_dir, tmp_path):
+    bad = tmp_path / "bad" / "tiny_vae"
+    shutil.copytree(preset_dir, bad)
+    weights = bad / "model.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    served = tmp_path / "served"
+    served.mkdir()
+    name = _archive(bad, served, "tar.gz")
+    cache = tmp_path / "cache"
+    with _Server(served) as server, _patched_env({"KERAS_HOME": str(cache)}):
+        with pytest.raises(presets.PresetIntegrityError, match="model.weights.h5"):
+            kv.from_preset(f"{server.url}/{name}")
+    # Nothing is left in the cache after the refusal.
+    assert os.listdir(cache / "keras_vae" / "presets") == []
+
+
+def test_url_must_name_an_archive():
+    with pytest.raises(ValueError, match="archive"):
+        kv.from_preset("http://127.0.0.1:9/model.h5")
+
+
+class _patched_env:
+    def __init__(self, values):
+        self.values = values
+
+    def __enter__(self):
+        self.saved = {k: os.environ.get(k) for k in self.values}
+        os.environ.update(self.values)
+
+    def __exit__(self, *exc):
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+WORKER = """
+import sys, json
+import numpy as np
+import keras_vae as kv
+model = kv.VAE.from_preset(sys.argv[1])
+x = np.load(sys.argv[2])
+np.save(sys.argv[3], model.encode(x)[0])
+print(json.dumps({"backend": __import__("keras").backend.backend()}))
+"""
+
+
+def test_preset_loads_identically_on_other_backends(preset_dir, tmp_path):
+    x = inputs()
+    np.save(tmp_path / "x.npy", x)
+    expected = kv.VAE.from_preset(preset_dir).encode(x)[0]
+    for backend in BACKENDS:
+        if backend == keras.backend.backend():
+            continue
+        out = tmp_path / f"{backend}.npy"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                str(preset_dir),
+                str(tmp_path / "x.npy"),
+                str(out),
+            ],
+            env={**os.environ, "KERAS_BACKEND": backend},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        assert report["backend"] == backend
+        np.testing.assert_allclose(np.load(out), expected, atol=1e-5)

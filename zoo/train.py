@@ -1,0 +1,436 @@
+"""Trains a built-in preset from scratch and writes its preset folder.
+
+Usage:
+
+    python -m zoo.train vae_binarized_mnist [--epochs N] [--output DIR]
+        [--eval-samples K] [--eval-images N] [--run-dir DIR]
+
+The hyperparameters of each preset are in `RECIPES` below. A run keeps its
+state in a run folder (`--run-dir`, by default under the Keras cache):
+`keras.callbacks.BackupAndRestore` lets an interrupted run continue where it
+stopped, the weights with the best validation ELBO are kept, and evaluation
+results are cached per chunk. At the end the model is evaluated with the
+project's own code (`VAE.log_likelihood`, `VAE.elbo`, `active_units`) and the
+preset folder (`config.json`, `model.weights.h5`, `metadata.json`) is written
+atomically to `--output` (default `zoo/<preset>`).
+
+Short mode, as used by the tests:
+
+    python -m zoo.train vae_binarized_mnist --epochs 1 --eval-samples 10 \
+        --eval-images 100 --output /tmp/preset
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import keras_vae as kv
+from keras_vae import presets
+from keras_vae.metrics.active_units import active_units
+from keras_vae.models import networks
+
+# Cheap re-check of the headline metric (tests/zoo/presets_metrics_test.py).
+CHECK_SAMPLES = 100
+CHECK_IMAGES = 1000
+CHECK_SEED = 0
+# Images whose posterior means are stored as a cross-backend reference.
+REFERENCE_IMAGES = 4
+
+RECIPES = {
+    "vae_binarized_mnist": {
+        "description": (
+            "Convolutional VAE on statically binarized MNIST: a deep conv "
+            "encoder (two 3x3 convs per stage + dense 512), 32 latent "
+            "dimensions with a N(0, I) prior, and a lean sub-pixel conv "
+            "decoder (dense 512, ~4.5M multiply-adds per image) with a "
+            "Bernoulli likelihood."
+        ),
+        "dataset": "binarized_mnist",
+        "splits": {"train": "train", "valid": "valid", "test": "test"},
+        "model": {
+            "input_shape": [28, 28, 1],
+            "latent_dim": 32,
+            "likelihood": "bernoulli",
+            "kl_warmup_steps": 4000,
+        },
+        "encoder": {
+            "builder": "deep_conv_encoder",
+            "hidden_dims": [32, 64],
+            "dense_units": 512,
+        },
+        "decoder": {
+            "builder": "lean_conv_decoder",
+            "hidden_dims": [8, 32],
+            "dense_units": 512,
+        },
+        "optimizer": {
+            "name": "adam",
+            "learning_rate": 1e-3,
+            "final_learning_rate": 1e-4,
+        },
+        "batch_size": 128,
+        "epochs": 36,
+        "early_stopping_patience": 15,
+        "seed": 0,
+        "eval_samples": 1000,
+        "eval_images": 10000,
+        "published": {
+            "metric": "test NLL (nats)",
+            "Burda et al. 2016, VAE (1 stochastic layer), k=5000": 86.76,
+            "pythae benchmark, VAE": 89.78,
+        },
+    },
+}
+
+
+def build_model(recipe):
+    """The untrained model of a recipe."""
+    model_args = dict(recipe["model"])
+    input_shape = tuple(model_args.pop("input_shape"))
+    latent_dim = model_args["latent_dim"]
+    encoder_args = dict(recipe["encoder"])
+    decoder_args = dict(recipe["decoder"])
+    encoder = getattr(networks, encoder_args.pop("builder"))(input_shape, **encoder_args)
+    decoder = getattr(networks, decoder_args.pop("builder"))(
+        latent_dim, input_shape, **decoder_args
+    )
+    return kv.VAE(
+        input_shape=input_shape,
+        encoder=encoder,
+        decoder=decoder,
+        seed=recipe["seed"],
+        **model_args,
+    )
+
+
+class _NegativeElbo(keras.callbacks.Callback):
+    """Adds `val_neg_elbo` (reconstruction + full KL) to the epoch logs: the
+    validation loss without the KL warm-up factor."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and "val_kl_loss" in logs:
+            logs["val_neg_elbo"] = logs["val_reconstruction_loss"] + logs["val_kl_loss"]
+
+
+class _KeepBest(keras.callbacks.Callback):
+    """Saves the weights with the lowest `val_neg_elbo`, atomically; the best
+    value survives restarts (it is stored in `best.json`)."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.weights_path = Path(run_dir) / "best.weights.h5"
+        self.record_path = Path(run_dir) / "best.json"
+        self.record = {"val_neg_elbo": float("inf"), "epoch": None}
+        if self.record_path.is_file() and self.weights_path.is_file():
+            self.record = json.loads(self.record_path.read_text())
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = float((logs or {}).get("val_neg_elbo", float("inf")))
+        if value < self.record["val_neg_elbo"]:
+            tmp = self.weights_path.with_name("best.part.weights.h5")
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.weights_path)
+            self.record = {"val_neg_elbo": value, "epoch": epoch + 1}
+            _write_json(self.record_path, self.record)
+
+
+class _Log(keras.callbacks.Callback):
+    """Prints each epoch's logs; accumulates the training wall time across
+    restarts in `train_seconds.json`."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.path = Path(run_dir) / "train_seconds.json"
+        self.previous = 0.0
+        if self.path.is_file():
+            self.previous = json.loads(self.path.read_text())["seconds"]
+        self.start = time.time()
+        self.epochs_completed = None
+
+    def seconds(self):
+        return self.previous + time.time() - self.start
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_completed = epoch + 1
+        _write_json(self.path, {"seconds": self.seconds()})
+        items = " ".join(f"{k}={v:.3f}" for k, v in sorted((logs or {}).items()))
+        print(f"epoch {epoch + 1} [{self.seconds():.0f}s] {items}", flush=True)
+
+
+def _write_json(path, obj):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _learning_rate(recipe, steps):
+    opt = recipe["optimizer"]
+    return keras.optimizers.schedules.CosineDecay(
+        opt["learning_rate"],
+        decay_steps=max(1, steps),
+        alpha=opt["final_learning_rate"] / opt["learning_rate"],
+    )
+
+
+def train(recipe, epochs, run_dir, x_train, x_valid, stop_now=False):
+    """Trains (or resumes) a run; returns the model with the best weights."""
+    keras.utils.set_random_seed(recipe["seed"])
+    model = build_model(recipe)
+    batch_size = recipe["batch_size"]
+    steps = epochs * -(-len(x_train) // batch_size)
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(recipe, steps)))
+    done_path = run_dir / "done.json"
+    keep_best = _KeepBest(run_dir)
+    if not done_path.is_file() and stop_now:
+        # Stop where an interrupted run is and keep its best weights.
+        progress = run_dir / "backup" / "training_metadata.json"
+        completed = None
+        if progress.is_file():
+            completed = json.loads(progress.read_text())["epoch"]
+        _write_json(
+            done_path,
+            {
+                "train_seconds": _Log(run_dir).previous,
+                "best": keep_best.record,
+                "epochs_requested": epochs,
+                "epochs_completed": completed,
+                "stopped_early_by": "--evaluate-only",
+            },
+        )
+    elif not done_path.is_file():
+        log = _Log(run_dir)
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+            _NegativeElbo(),
+            keep_best,
+            keras.callbacks.EarlyStopping(
+                monitor="val_neg_elbo",
+                patience=recipe["early_stopping_patience"],
+                mode="min",
+            ),
+            log,
+        ]
+        model.fit(
+            x_train,
+            validation_data=(x_valid,),
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        _write_json(
+            done_path,
+            {
+                "train_seconds": log.seconds(),
+                "best": keep_best.record,
+                "epochs_requested": epochs,
+                "epochs_completed": log.epochs_completed,
+            },
+        )
+    else:
+        print(f"Training already done in {run_dir}; evaluating.", flush=True)
+    best = Path(run_dir) / "best.weights.h5"
+    if not best.is_file():
+        raise RuntimeError(f"No best weights in {run_dir}: did training run?")
+    fresh = build_model(recipe)
+    fresh.load_weights(best)
+    return fresh, json.loads(done_path.read_text())
+
+
+def evaluate(model, run_dir, x_valid, x_test, eval_samples, eval_images, chunk=500):
+    """The preset's metrics, with the project's own evaluation code."""
+    metrics = {}
+    start = time.time()
+    x_eval = x_test[:eval_images]
+    cache = Path(run_dir) / f"nll_k{eval_samples}_n{len(x_eval)}.npz"
+    parts = dict(np.load(cache)) if cache.is_file() else {}
+    for begin in range(0, len(x_eval), chunk):
+        key = str(begin)
+        if key not in parts:
+            parts[key] = model.log_likelihood(
+                x_eval[begin : begin + chunk],
+                num_samples=eval_samples,
+                seed=CHECK_SEED,
+            )
+            tmp = cache.with_name(cache.stem + ".part.npz")
+            np.savez(tmp, **parts)
+            os.replace(tmp, cache)
+            print(
+                f"NLL k={eval_samples}: "
+                f"{begin + len(parts[key])}/{len(x_eval)} images "
+                f"[{time.time() - start:.0f}s] running mean "
+                f"{-np.mean(np.concatenate(list(parts.values()))):.3f}",
+                flush=True,
+            )
+    log_px = np.concatenate([parts[str(b)] for b in range(0, len(x_eval), chunk)])
+    nll_seconds = time.time() - start
+    metrics["test_nll"] = float(-np.mean(log_px))
+    metrics["test_nll_stderr"] = float(np.std(log_px) / np.sqrt(len(log_px)))
+    metrics["test_nll_importance_samples"] = int(eval_samples)
+    metrics["test_nll_images"] = int(len(x_eval))
+    metrics["test_nll_seed"] = CHECK_SEED
+    metrics["test_nll_seconds"] = round(nll_seconds, 1)
+    check_images = min(CHECK_IMAGES, len(x_eval))
+    metrics["check_nll"] = float(
+        -np.mean(
+            model.log_likelihood(
+                x_test[:check_images],
+                num_samples=CHECK_SAMPLES,
+                seed=CHECK_SEED,
+            )
+        )
+    )
+    metrics["check_nll_importance_samples"] = CHECK_SAMPLES
+    metrics["check_nll_images"] = check_images
+    metrics["check_nll_seed"] = CHECK_SEED
+    x_valid = x_valid[:eval_images]
+    elbo = model.elbo(x_eval, num_samples=1, seed=CHECK_SEED)
+    metrics["test_elbo"] = float(np.mean(elbo))
+    metrics["test_elbo_images"] = int(len(x_eval))
+    valid_elbo = model.elbo(x_valid, num_samples=1, seed=CHECK_SEED)
+    metrics["valid_elbo"] = float(np.mean(valid_elbo))
+    metrics["valid_elbo_images"] = int(len(x_valid))
+    # Active units on the same test images.
+    metrics["active_units"] = active_units(model, x_eval)
+    metrics["active_units_threshold"] = 0.01
+    metrics["latent_dim"] = model.latent_dim
+    return metrics
+
+
+def _hardware():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}; {os.cpu_count()} logical CPUs visible (shared machine); no GPU"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m zoo.train", description=__doc__.split("\n")[0])
+    parser.add_argument("preset", choices=sorted(RECIPES))
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--output", default=None, help="preset folder to write")
+    parser.add_argument("--eval-samples", type=int, default=None)
+    parser.add_argument("--eval-images", type=int, default=None)
+    parser.add_argument("--run-dir", default=None, help="resumable run state")
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="stop an interrupted run where it is and evaluate its best "
+        "weights (recorded in the metadata)",
+    )
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        default=None,
+        help="train on the first N training images only (smoke tests)",
+    )
+    args = parser.parse_args(argv)
+
+    recipe = RECIPES[args.preset]
+
+    def given(value, default):
+        return default if value is None else value
+
+    epochs = given(args.epochs, recipe["epochs"])
+    eval_samples = given(args.eval_samples, recipe["eval_samples"])
+    eval_images = given(args.eval_images, recipe["eval_images"])
+    train_images = args.train_images
+    if min(epochs, eval_samples, eval_images, given(train_images, 1)) < 1:
+        parser.error("--epochs, --eval-samples, --eval-images and --train-images must be >= 1")
+    output = Path(args.output or Path(__file__).resolve().parent / args.preset)
+    run_key = hashlib.sha256(
+        json.dumps(
+            [recipe, epochs, train_images, keras.backend.backend()],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:12]
+    run_dir = Path(
+        args.run_dir or presets.keras_home() / "keras_vae" / "runs" / f"{args.preset}-{run_key}"
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Run folder: {run_dir}", flush=True)
+    command = "python -m zoo.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    wall_start = time.time()
+    commands_path = run_dir / "commands.json"
+    commands = []
+    if commands_path.is_file():
+        commands = json.loads(commands_path.read_text())
+    commands.append(command)
+    _write_json(commands_path, commands)
+
+    splits = recipe["splits"]
+    (x_train, _), (x_valid, _), (x_test, _) = kv.datasets.load(
+        recipe["dataset"],
+        splits=(splits["train"], splits["valid"], splits["test"]),
+    )
+    if train_images:
+        x_train = x_train[:train_images]
+    model, training = train(recipe, epochs, run_dir, x_train, x_valid, stop_now=args.evaluate_only)
+    metrics = evaluate(model, run_dir, x_valid, x_test, eval_samples, eval_images)
+    reference = x_test[:REFERENCE_IMAGES]
+    z_mean, z_log_var = model.encode(reference)
+    protocol = (
+        f"importance-sampled log p(x) (IWAE bound, q(z|x) proposal) with "
+        f"k={eval_samples} samples on the first {eval_images} test images"
+    )
+    if eval_samples < 5000:
+        protocol += (
+            f" (the published protocol uses k=5000; k={eval_samples} here "
+            "because only a CPU was available)"
+        )
+    metadata = {
+        "name": args.preset,
+        "description": recipe["description"],
+        "dataset": {
+            "name": recipe["dataset"],
+            "train_split": f"{splits['train']} ({len(x_train)})",
+            "early_stopping_split": f"{splits['valid']} ({len(x_valid)})",
+            "test_split": f"{splits['test']} ({len(x_test)})",
+        },
+        "training_command": commands[0],
+        "commands": commands,
+        "recipe": recipe,
+        "epochs_requested": epochs,
+        "epochs_completed": training.get("epochs_completed"),
+        "stopped_early_by": training.get("stopped_early_by"),
+        "best_epoch": training["best"]["epoch"],
+        "best_val_neg_elbo": training["best"]["val_neg_elbo"],
+        "train_seconds": round(training["train_seconds"], 1),
+        "wall_seconds_this_invocation": round(time.time() - wall_start, 1),
+        "hardware": _hardware(),
+        "trained_on_backend": keras.backend.backend(),
+        "metrics": metrics,
+        "nll_protocol": protocol,
+        "published": recipe["published"],
+        "reference_encode": {
+            "test_images": f"x_test[:{REFERENCE_IMAGES}]",
+            "z_mean": np.asarray(z_mean).tolist(),
+            "z_log_var": np.asarray(z_log_var).tolist(),
+        },
+    }
+    metadata = presets.save_to_preset(model, output, metadata)
+    print(
+        json.dumps({"output": str(output), "metrics": metrics}, indent=2),
+        flush=True,
+    )
+    return metadata
+
+
+if __name__ == "__main__":
+    main()
