@@ -125,17 +125,13 @@ class VAE(GenerativeModel):
         if not self.input_shape_ or min(self.input_shape_) <= 0:
             raise ValueError(f"`input_shape` must be positive sizes, got {self.input_shape_}.")
         if self.likelihood not in LIKELIHOODS:
-            raise ValueError(
-                f"`likelihood` must be one of {LIKELIHOODS}, got {self.likelihood!r}."
-            )
+            raise ValueError(f"`likelihood` must be one of {LIKELIHOODS}, got {self.likelihood!r}.")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(
                 f"`architecture` must be one of {ARCHITECTURES}, got {self.architecture!r}."
             )
         variance = self.decoder_variance
-        if variance != "learned" and not (
-            isinstance(variance, (int, float)) and variance > 0
-        ):
+        if variance != "learned" and not (isinstance(variance, (int, float)) and variance > 0):
             raise ValueError(
                 f"`decoder_variance` must be 'learned' or a positive float, got {variance!r}."
             )
@@ -148,8 +144,10 @@ class VAE(GenerativeModel):
             network = build(self.input_shape_, self.hidden_dims)
         inputs = keras.Input(shape=self.input_shape_)
         features = layers.Flatten()(network(inputs))
-        z_mean = layers.Dense(self.latent_dim, name="z_mean")(features)
-        z_log_var = layers.Dense(self.latent_dim, name="z_log_var")(features)
+        # The posterior heads stay float32 under a mixed-precision policy:
+        # the KL, the noise and `encode`'s outputs are full precision.
+        z_mean = layers.Dense(self.latent_dim, dtype="float32", name="z_mean")(features)
+        z_log_var = layers.Dense(self.latent_dim, dtype="float32", name="z_log_var")(features)
         return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
     def _default_decoder(self):
@@ -392,9 +390,7 @@ class VAE(GenerativeModel):
         generator = keras.random.SeedGenerator(seed)
 
         def batch_score(xb):
-            noise = keras.random.normal(
-                (ops.shape(xb)[0], 1, self.latent_dim), seed=generator
-            )
+            noise = keras.random.normal((ops.shape(xb)[0], 1, self.latent_dim), seed=generator)
             return self.score_from_noise(xb, noise)["score"]
 
         return self._run_batched(batch_score, [x], batch_size)
@@ -443,9 +439,7 @@ class VAE(GenerativeModel):
             kl = ops.sum(losses.gaussian_kl(z_mean, z_log_var), axis=-1)
             return {"score": kl - log_px_z[:, 0]}
         log_pz = losses.standard_normal_log_prob(z)
-        log_qz = losses.diagonal_gaussian_log_prob(
-            z, z_mean[:, None], z_log_var[:, None]
-        )
+        log_qz = losses.diagonal_gaussian_log_prob(z, z_mean[:, None], z_log_var[:, None])
         log_w = log_px_z + log_pz - log_qz
         log_px = ops.logsumexp(log_w, axis=1) - float(np.log(num_samples))
         return {"score": -log_px}
