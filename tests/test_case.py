@@ -32,10 +32,13 @@ def assert_saved_model_round_trip(model, x, method, tmp_path, atol=1e-6):
     return loaded
 
 
-def run_on_other_backends(model, x, method, tmp_path, atol=1e-5, train_steps=2):
+def run_on_other_backends(
+    model, x, method, tmp_path, atol=1e-5, train_steps=2, backends=None
+):
     """Saves `model` here, then in one subprocess per other backend loads it,
     checks `method(x)` matches (within `atol`) and trains `train_steps` more
-    steps. Returns the workers' reports."""
+    steps. `backends` limits the other backends tried (default: all).
+    Returns the workers' reports."""
     tmp_path = Path(tmp_path)
     model.save(tmp_path / "model.keras")
     model.save_weights(tmp_path / "model.weights.h5")
@@ -44,6 +47,8 @@ def run_on_other_backends(model, x, method, tmp_path, atol=1e-5, train_steps=2):
     reports = {}
     for backend in BACKENDS:
         if backend == keras.backend.backend():
+            continue
+        if backends is not None and backend not in backends:
             continue
         env = {**os.environ, "KERAS_BACKEND": backend}
         result = subprocess.run(

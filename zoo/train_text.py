@@ -20,8 +20,10 @@ reconstructions, samples and a homotopy in its metadata.
 
 Short mode (a smoke run):
 
-    python -m zoo.train_text text_vae_ptb --epochs 1 --train-sentences 2000 \
-        --eval-samples 10 --eval-sentences 100 --output /tmp/text_preset
+    python -m zoo.train_text text_vae_ptb --epochs 1 --train-sentences 200 \
+        --valid-sentences 100 --eval-samples 4 --eval-sentences 50 \
+        --override hidden_dim=16 --override embedding_dim=16 \
+        --output /tmp/text_preset
 """
 
 import argparse
@@ -59,7 +61,7 @@ RECIPES = {
             "LSTM VAE on Penn Treebank (Bowman et al. 2016): 1-layer LSTM "
             "encoder and decoder (256 units, 256-d embeddings), 32 latent "
             "dimensions fed to the decoder's initial state and at every "
-            "step; KL annealed from 0.1 to 1 over 10 epochs and 0.125 free "
+            "step; KL annealed from 0.1 to 1 over 10 epochs and 0.25 free "
             "nats per dimension against posterior collapse."
         ),
         "class": "TextVAE",
@@ -71,7 +73,7 @@ RECIPES = {
             "word_dropout": 0.0,
             "kl_warmup_steps": 10 * _STEPS_PER_EPOCH,
             "kl_warmup_start": 0.1,
-            "free_bits": 0.125,
+            "free_bits": 0.25,
             "max_length": 100,
         },
         "optimizer": {"learning_rate": 1e-3, "clipnorm": 5.0},
@@ -335,6 +337,19 @@ def main(argv=None):
     parser.add_argument("--eval-sentences", type=int, default=None)
     parser.add_argument("--run-dir", default=None, help="resumable state")
     parser.add_argument(
+        "--valid-sentences",
+        type=int,
+        default=None,
+        help="validate on the first N validation sentences (smoke runs)",
+    )
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a model hyperparameter (smoke runs), e.g. hidden_dim=16",
+    )
+    parser.add_argument(
         "--train-sentences",
         type=int,
         default=None,
@@ -342,15 +357,26 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     recipe = RECIPES[args.preset]
+    if args.override:
+        recipe = {**recipe, "model": dict(recipe["model"])}
+        for item in args.override:
+            key, _, value = item.partition("=")
+            if key not in recipe["model"]:
+                parser.error(
+                    f"--override {item}: {key!r} is not one of "
+                    f"{sorted(recipe['model'])}"
+                )
+            recipe["model"][key] = json.loads(value)
     epochs = args.epochs or recipe["epochs"]
     eval_samples = args.eval_samples or recipe["eval_samples"]
     eval_sentences = args.eval_sentences or recipe["eval_sentences"]
-    if min(epochs, eval_samples, eval_sentences, args.train_sentences or 1) < 1:
+    counts = (args.train_sentences, args.valid_sentences)
+    if min(epochs, eval_samples, eval_sentences, *(c or 1 for c in counts)) < 1:
         parser.error("counts must be >= 1")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
     run_key = hashlib.sha256(
         json.dumps(
-            [recipe, epochs, args.train_sentences, keras.backend.backend()],
+            [recipe, epochs, counts, keras.backend.backend()],
             sort_keys=True,
         ).encode()
     ).hexdigest()[:12]
@@ -377,6 +403,7 @@ def main(argv=None):
         train_all, name="vocabulary"
     )
     train_sentences = train_all[: args.train_sentences or len(train_all)]
+    valid = valid[: args.valid_sentences or len(valid)]
     model, training = train(
         recipe, epochs, run_dir, vocabulary, train_sentences, valid
     )

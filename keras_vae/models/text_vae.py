@@ -18,22 +18,20 @@ def _logsumexp(values, axis):
     return np.squeeze(peak + total, axis=axis)
 
 
+def _padded_rows(count, batch_size):
+    """`count` rounded up to a multiple of 8, at most `batch_size`."""
+    return max(count, min(int(batch_size), -(-count // 8) * 8))
+
+
 def _is_sentences(x):
     """True for a list / tuple / 1-D array of str (or bytes)."""
     if isinstance(x, np.ndarray):
         return (
             x.ndim == 1
             and x.dtype.kind in "USO"
-            and (
-                x.dtype.kind != "O"
-                or (len(x) and isinstance(x[0], (str, bytes)))
-            )
+            and (x.dtype.kind != "O" or (len(x) and isinstance(x[0], (str, bytes))))
         )
-    return (
-        isinstance(x, (list, tuple))
-        and len(x) > 0
-        and isinstance(x[0], (str, bytes))
-    )
+    return isinstance(x, (list, tuple)) and len(x) > 0 and isinstance(x[0], (str, bytes))
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -151,20 +149,13 @@ class TextVAE(GenerativeModel):
     def _check_arguments(self):
         minimum = 0 if self._allows_no_latent() else 1
         if self.latent_dim < minimum:
-            raise ValueError(
-                f"`latent_dim` must be >= {minimum}, got {self.latent_dim}."
-            )
+            raise ValueError(f"`latent_dim` must be >= {minimum}, got {self.latent_dim}.")
         if self.kl_warmup_steps < 0 or self.free_bits < 0:
             raise ValueError("`kl_warmup_steps` and `free_bits` must be >= 0.")
         if not 0.0 <= self.kl_warmup_start <= 1.0:
-            raise ValueError(
-                "`kl_warmup_start` must be in [0, 1], got "
-                f"{self.kl_warmup_start}."
-            )
+            raise ValueError(f"`kl_warmup_start` must be in [0, 1], got {self.kl_warmup_start}.")
         if self.max_length < 1:
-            raise ValueError(
-                f"`max_length` must be >= 1, got {self.max_length}."
-            )
+            raise ValueError(f"`max_length` must be >= 1, got {self.max_length}.")
 
     def _allows_no_latent(self):
         return False
@@ -283,8 +274,7 @@ class TextVAE(GenerativeModel):
             )
         if x.shape[1] < 2:
             raise ValueError(
-                f"Token id rows need at least <bos> and <eos>; got length "
-                f"{x.shape[1]}."
+                f"Token id rows need at least <bos> and <eos>; got length {x.shape[1]}."
             )
         if x.size and (x.min() < 0 or x.max() >= self.vocabulary.size):
             raise ValueError(
@@ -311,9 +301,7 @@ class TextVAE(GenerativeModel):
         """
         validation = kwargs.get("validation_data")
         if isinstance(validation, tuple) and validation:
-            kwargs["validation_data"] = (
-                self._as_token_ids(validation[0]),
-            ) + tuple(validation[1:])
+            kwargs["validation_data"] = (self._as_token_ids(validation[0]),) + tuple(validation[1:])
         elif _is_sentences(validation):
             kwargs["validation_data"] = (self._as_token_ids(validation),)
         return super().fit(self._as_token_ids(x), y, *args, **kwargs)
@@ -323,26 +311,20 @@ class TextVAE(GenerativeModel):
 
     def _sentence_list(self, sentences):
         if not _is_sentences(sentences):
-            if isinstance(sentences, (list, tuple, np.ndarray)) and not len(
-                sentences
-            ):
+            if isinstance(sentences, (list, tuple, np.ndarray)) and not len(sentences):
                 raise ValueError("Received an empty list of sentences.")
-            raise TypeError(
-                "Expected a list of sentences (str); got "
-                f"{type(sentences).__name__}."
-            )
-        return [
-            s.decode("utf-8") if isinstance(s, bytes) else str(s)
-            for s in sentences
-        ]
+            raise TypeError(f"Expected a list of sentences (str); got {type(sentences).__name__}.")
+        return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in sentences]
 
     def _map_sorted(self, sentences, batch_size, fn):
         """Runs `fn(token_ids, rows)` on batches of similar length.
 
         Sentences are sorted by length and each batch is padded to its
-        longest sentence, rounded up to a multiple of 8 (few compiled
-        shapes, little padding). `fn` returns one array per batch row;
-        the results come back in the input order.
+        longest sentence, rounded up to a multiple of 8; a short batch is
+        filled up with copies of its first row to a multiple of 8 rows.
+        That keeps the number of compiled shapes small, with little
+        padding. `fn` returns one array per batch row (extra rows are
+        dropped); the results come back in the input order.
         """
         sentences = self._sentence_list(sentences)
         lengths = self.vocabulary.lengths(sentences)
@@ -352,9 +334,9 @@ class TextVAE(GenerativeModel):
             rows = order[start : start + int(batch_size)]
             longest = int(lengths[rows].max())
             padded = -(-(longest + 2) // 8) * 8 - 2
-            token_ids = self.tokenize(
-                [sentences[i] for i in rows], max_length=padded
-            )
+            token_ids = self.tokenize([sentences[i] for i in rows], max_length=padded)
+            extra = _padded_rows(len(rows), batch_size) - len(rows)
+            token_ids = np.concatenate([token_ids, np.repeat(token_ids[:1], extra, axis=0)])
             for i, value in zip(rows, fn(token_ids, rows)):
                 results[i] = value
         return np.stack(results)
@@ -413,10 +395,7 @@ class TextVAE(GenerativeModel):
         self._require_latent("decode")
         z = np.asarray(z, dtype="float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"Expected latents of shape (n, {self.latent_dim}), got "
-                f"{z.shape}."
-            )
+            raise ValueError(f"Expected latents of shape (n, {self.latent_dim}), got {z.shape}.")
         return self._generate(
             z,
             len(z),
@@ -435,13 +414,9 @@ class TextVAE(GenerativeModel):
         `max_length`).
         """
         z_mean, _ = self.encode(sentences, batch_size=batch_size)
-        return self.decode(
-            z_mean, decoding=decoding, batch_size=batch_size, **kw
-        )
+        return self.decode(z_mean, decoding=decoding, batch_size=batch_size, **kw)
 
-    def sample(
-        self, num_samples, seed=None, temperature=1.0, decoding="sample", **kw
-    ):
+    def sample(self, num_samples, seed=None, temperature=1.0, decoding="sample", **kw):
         """`num_samples` sentences from the prior: `z ~ N(0, I)`, decoded.
 
         The latents and words are drawn by NumPy from `seed`, so a seed
@@ -461,16 +436,10 @@ class TextVAE(GenerativeModel):
                 kw.get("max_length"),
                 kw.get("batch_size", 256),
             )
-        z = rng.standard_normal((num_samples, self.latent_dim)).astype(
-            "float32"
-        )
-        return self.decode(
-            z, decoding=decoding, temperature=temperature, seed=rng, **kw
-        )
+        z = rng.standard_normal((num_samples, self.latent_dim)).astype("float32")
+        return self.decode(z, decoding=decoding, temperature=temperature, seed=rng, **kw)
 
-    def interpolate(
-        self, sentence_a, sentence_b, steps=5, decoding="greedy", **kw
-    ):
+    def interpolate(self, sentence_a, sentence_b, steps=5, decoding="greedy", **kw):
         """Homotopy between two sentences (Bowman et al. 2016, Table 8).
 
         Decodes `z = (1 - t) z_a + t z_b` for `steps` evenly spaced `t` in
@@ -502,9 +471,7 @@ class TextVAE(GenerativeModel):
         batch_size,
     ):
         if decoding not in DECODINGS:
-            raise ValueError(
-                f"`decoding` must be one of {DECODINGS}, got {decoding!r}."
-            )
+            raise ValueError(f"`decoding` must be one of {DECODINGS}, got {decoding!r}.")
         temperature = float(temperature)
         if not temperature > 0:
             raise ValueError(f"`temperature` must be > 0, got {temperature}.")
@@ -512,22 +479,21 @@ class TextVAE(GenerativeModel):
         if beam_width < 1:
             raise ValueError(f"`beam_width` must be >= 1, got {beam_width}.")
         max_length = self.max_length if max_length is None else int(max_length)
-        rng = (
-            seed
-            if isinstance(seed, np.random.Generator)
-            else (np.random.default_rng(seed))
-        )
+        rng = seed if isinstance(seed, np.random.Generator) else (np.random.default_rng(seed))
         sentences = []
         for start in range(0, num, int(batch_size)):
             count = min(int(batch_size), num - start)
-            zb = None if z is None else z[start : start + count]
+            # Fill short batches up to a multiple of 8 rows (few shapes).
+            rows = _padded_rows(count, batch_size)
+            zb = None
+            if z is not None:
+                zb = np.zeros((rows, self.latent_dim), dtype="float32")
+                zb[:count] = z[start : start + count]
             if decoding == "beam":
-                ids = self._beam_search(zb, count, beam_width, max_length)
+                ids = self._beam_search(zb, rows, beam_width, max_length)
             else:
-                ids = self._sample_or_greedy(
-                    zb, count, decoding, temperature, rng, max_length
-                )
-            sentences.extend(self.detokenize(ids))
+                ids = self._sample_or_greedy(zb, rows, decoding, temperature, rng, max_length)
+            sentences.extend(self.detokenize(ids[:count]))
         return sentences
 
     def _step(self, tokens, state, z):
@@ -547,9 +513,7 @@ class TextVAE(GenerativeModel):
         )
         return [ops.convert_to_numpy(s) for s in state]
 
-    def _sample_or_greedy(
-        self, z, count, decoding, temperature, rng, max_length
-    ):
+    def _sample_or_greedy(self, z, count, decoding, temperature, rng, max_length):
         eos, pad = self.vocabulary.eos_id, self.vocabulary.pad_id
         state = self._initial_state(z, count)
         tokens = np.full((count,), self.vocabulary.bos_id)
@@ -598,9 +562,7 @@ class TextVAE(GenerativeModel):
                     beam, token = divmod(int(flat), vocab)
                     if token == eos:
                         if len(finished[row]) < width:
-                            finished[row].append(
-                                (score, histories[row, beam].tolist())
-                            )
+                            finished[row].append((score, histories[row, beam].tolist()))
                         continue
                     new_scores[row, kept] = score
                     origins[row, kept] = beam
@@ -609,10 +571,7 @@ class TextVAE(GenerativeModel):
                 # Scores only fall: stop a row once a finished sentence
                 # beats every live hypothesis, or the beam is full.
                 best_done = max((s for s, _ in finished[row]), default=-np.inf)
-                if (
-                    len(finished[row]) >= width
-                    or best_done >= new_scores[row].max()
-                ):
+                if len(finished[row]) >= width or best_done >= new_scores[row].max():
                     new_scores[row] = -np.inf
             if not np.isfinite(new_scores).any():
                 break
@@ -623,18 +582,14 @@ class TextVAE(GenerativeModel):
                 ],
                 axis=2,
             )
-            flat_origins = (
-                np.arange(count)[:, None] * width + origins
-            ).reshape(-1)
+            flat_origins = (np.arange(count)[:, None] * width + origins).reshape(-1)
             state = [s[flat_origins] for s in state]
             scores = new_scores
             tokens = new_tokens.reshape(-1)
         output = np.full((count, max_length + 1), self.vocabulary.pad_id)
         for row in range(count):
             best = max(finished[row], key=lambda item: item[0], default=None)
-            words = (
-                best[1] if best else histories[row, int(np.argmax(scores[row]))]
-            )
+            words = best[1] if best else histories[row, int(np.argmax(scores[row]))]
             words = list(words)[:max_length]
             output[row, : len(words)] = words
             output[row, len(words)] = eos
@@ -655,26 +610,18 @@ class TextVAE(GenerativeModel):
         num_samples = int(num_samples)
 
         def batch_elbo(token_ids, _):
-            z_mean, z_log_var = (
-                np.asarray(a) for a in self.encoder.predict_on_batch(token_ids)
-            )
-            kl = 0.5 * np.sum(
-                np.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var, axis=-1
-            )
+            z_mean, z_log_var = (np.asarray(a) for a in self.encoder.predict_on_batch(token_ids))
+            kl = 0.5 * np.sum(np.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var, axis=-1)
             total = 0.0
             for _ in range(num_samples):
                 eps = rng.standard_normal(z_mean.shape).astype("float32")
                 z = z_mean + np.exp(0.5 * z_log_var) * eps
-                total = total + np.sum(
-                    self.decoder.predict_on_batch([token_ids, z]), axis=1
-                )
+                total = total + np.sum(self.decoder.predict_on_batch([token_ids, z]), axis=1)
             return total / num_samples - kl
 
         return self._map_sorted(sentences, batch_size, batch_elbo)
 
-    def log_likelihood(
-        self, sentences, num_samples=500, seed=0, batch_size=16, max_decode=256
-    ):
+    def log_likelihood(self, sentences, num_samples=500, seed=0, batch_size=16, max_decode=256):
         """Importance-sampled `log p(x)` in nats, one value per sentence.
 
         `log mean_k p(x|z_k) p(z_k) / q(z_k|x)` with `z_k ~ q(z|x)` (Burda
@@ -705,17 +652,14 @@ class TextVAE(GenerativeModel):
             return self._map_sorted(
                 sentences,
                 max_decode,
-                lambda ids, _: np.sum(
-                    self.decoder.predict_on_batch(ids), axis=1
-                ).astype("float64"),
+                lambda ids, _: np.sum(self.decoder.predict_on_batch(ids), axis=1).astype("float64"),
             )
         rng = np.random.default_rng(seed)
         batch_size = max(1, min(int(batch_size), int(max_decode)))
 
         def batch_log_likelihood(token_ids, _):
             z_mean, z_log_var = (
-                np.asarray(a, dtype="float32")
-                for a in self.encoder.predict_on_batch(token_ids)
+                np.asarray(a, dtype="float32") for a in self.encoder.predict_on_batch(token_ids)
             )
             batch = len(token_ids)
             per_chunk = max(1, int(max_decode) // batch)

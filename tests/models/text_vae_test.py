@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_vae import presets
 from keras_vae.layers import Vocabulary
 from keras_vae.models import LSTMLanguageModel, TextVAE
 from tests.test_case import (
@@ -64,9 +65,7 @@ def test_training_logs_annealing_and_free_bits(vae):
     ids = vae.tokenize(CORPUS)
     z_mean, z_log_var = vae.encoder(ids)
     kl_dims = np.mean(
-        keras.ops.convert_to_numpy(
-            0.5 * (keras.ops.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var)
-        ),
+        keras.ops.convert_to_numpy(0.5 * (keras.ops.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var)),
         axis=0,
     )
     floor = np.sum(np.maximum(kl_dims, 0.25))
@@ -130,21 +129,32 @@ def test_serialization_keeps_the_vocabulary(vae, tmp_path):
     config = vae.get_config()
     assert config["vocabulary"] == VOCABULARY.tokens
     assert_config_round_trip(vae)
-    loaded = assert_saved_model_round_trip(
-        vae, CORPUS[:6], "encode", tmp_path, atol=1e-5
-    )
+    loaded = assert_saved_model_round_trip(vae, CORPUS[:6], "encode", tmp_path, atol=1e-5)
     assert loaded.reconstruct(CORPUS[:6]) == vae.reconstruct(CORPUS[:6])
     assert loaded.sample(3, seed=1) == vae.sample(3, seed=1)
+    # A preset folder (config.json + weights) carries the vocabulary too.
+    presets.save_to_preset(vae, tmp_path / "preset", {"description": "t"})
+    from_preset = presets.from_preset(str(tmp_path / "preset"))
+    assert from_preset.reconstruct(CORPUS[:6]) == vae.reconstruct(CORPUS[:6])
+
+
+# One worker per backend run, in a cycle (tensorflow -> jax -> torch ->
+# tensorflow): every backend saves and every backend loads once per CI run.
+NEXT_BACKEND = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}
 
 
 @pytest.mark.slow
 def test_cross_backend_load(vae, tmp_path):
+    target = NEXT_BACKEND[keras.backend.backend()]
     reports = run_on_other_backends(
-        vae, np.array(CORPUS[:8]), "encode", tmp_path, atol=1e-4
+        vae,
+        np.array(CORPUS[:8]),
+        "encode",
+        tmp_path,
+        atol=1e-4,
+        backends=(target,),
     )
-    assert len(reports) == 2 and all(
-        np.isfinite(r["loss"]) for r in reports.values()
-    )
+    assert list(reports) == [target] and np.isfinite(reports[target]["loss"])
 
 
 def test_language_model_baseline():
@@ -152,9 +162,7 @@ def test_language_model_baseline():
     assert "latent_dim" not in model.get_config()
     assert_config_round_trip(model)
     log_px = model.log_likelihood(CORPUS)
-    logs = model.evaluate(
-        CORPUS, batch_size=len(CORPUS), verbose=0, return_dict=True
-    )
+    logs = model.evaluate(CORPUS, batch_size=len(CORPUS), verbose=0, return_dict=True)
     # The exact log-likelihood is what the training step optimizes.
     np.testing.assert_allclose(-np.mean(log_px), logs["loss"], rtol=1e-4)
     samples = model.sample(3, seed=0)
