@@ -146,9 +146,7 @@ def build_model(recipe):
     architecture = dict(recipe["architecture"])
     architecture["input_shape"] = tuple(architecture["input_shape"])
     architecture["hidden_dims"] = tuple(architecture["hidden_dims"])
-    return classes[recipe["class"]](
-        **architecture, **recipe["model"], seed=recipe["seed"]
-    )
+    return classes[recipe["class"]](**architecture, **recipe["model"], seed=recipe["seed"])
 
 
 def _write_json(path, obj):
@@ -200,9 +198,7 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
     _keep_tf_off_the_gpu()
     keras.utils.set_random_seed(recipe["seed"])
     model = build_model(recipe)
-    model.compile(
-        optimizer=keras.optimizers.Adam(recipe["optimizer"]["learning_rate"])
-    )
+    model.compile(optimizer=keras.optimizers.Adam(recipe["optimizer"]["learning_rate"]))
     done_path = run_dir / "done.json"
     final = run_dir / "final.weights.h5"
     if not done_path.is_file():
@@ -231,9 +227,7 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
             done_path,
             {
                 "train_seconds": log.seconds(),
-                "steps_trained": int(
-                    keras.ops.convert_to_numpy(model.steps_trained)
-                ),
+                "steps_trained": int(keras.ops.convert_to_numpy(model.steps_trained)),
                 "last_epoch_logs": log.history[-1] if log.history else None,
             },
         )
@@ -248,8 +242,7 @@ def _scaled(arguments, fraction):
     if fraction >= 1:
         return dict(arguments)
     return {
-        k: max(2, int(v * fraction)) if k.startswith("num_") else v
-        for k, v in arguments.items()
+        k: max(2, int(v * fraction)) if k.startswith("num_") else v for k, v in arguments.items()
     }
 
 
@@ -269,8 +262,7 @@ def evaluate(model, run_dir, fraction):
             start = time.time()
             metrics[prefix + name] = function(model, "sprites", **arguments)
             print(
-                f"{prefix + name} = {metrics[prefix + name]:.4f} "
-                f"[{time.time() - start:.0f}s]",
+                f"{prefix + name} = {metrics[prefix + name]:.4f} [{time.time() - start:.0f}s]",
                 flush=True,
             )
             _write_json(cache_path, metrics)
@@ -361,13 +353,9 @@ def main(argv=None):
 
     recipe = RECIPES[args.preset]
     steps = args.steps or recipe["steps"]
-    steps_per_epoch = min(
-        args.steps_per_epoch or recipe["steps_per_epoch"], steps
-    )
+    steps_per_epoch = min(args.steps_per_epoch or recipe["steps_per_epoch"], steps)
     if min(steps, steps_per_epoch) < 1 or not 0 < args.eval_fraction <= 1:
-        parser.error(
-            "--steps, --steps-per-epoch >= 1; 0 < --eval-fraction <= 1"
-        )
+        parser.error("--steps, --steps-per-epoch >= 1; 0 < --eval-fraction <= 1")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
     run_key = hashlib.sha256(
         json.dumps(
@@ -376,17 +364,11 @@ def main(argv=None):
         ).encode()
     ).hexdigest()[:12]
     run_dir = Path(
-        args.run_dir
-        or presets.keras_home()
-        / "keras_vae"
-        / "runs"
-        / f"{args.preset}-{run_key}"
+        args.run_dir or presets.keras_home() / "keras_vae" / "runs" / f"{args.preset}-{run_key}"
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"Run folder: {run_dir}", flush=True)
-    command = "python -m zoo.train_sprites " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    command = "python -m zoo.train_sprites " + shlex.join(sys.argv[1:] if argv is None else argv)
     commands_path = run_dir / "commands.json"
     commands = []
     if commands_path.is_file():
@@ -396,21 +378,15 @@ def main(argv=None):
     wall_start = time.time()
 
     validation_images = args.validation_images or recipe["validation_images"]
-    model, training = train(
-        recipe, steps, steps_per_epoch, run_dir, validation_images
-    )
+    model, training = train(recipe, steps, steps_per_epoch, run_dir, validation_images)
     metrics, protocols = evaluate(model, run_dir, args.eval_fraction)
-    reference_classes = sprites.index_to_classes(
-        sprites.split_indices("test")[:REFERENCE_IMAGES]
-    )
+    reference_classes = sprites.index_to_classes(sprites.split_indices("test")[:REFERENCE_IMAGES])
     z_mean, z_log_var = model.encode(sprites.sprites_images(reference_classes))
     if args.figure:
         from keras_vae import plotting
 
         x_rank = sprites.load_sprites("test", num_test=500)[0]
-        plotting.plot_latent_traversal(
-            model, x_rank, num_dims=model.latent_dim, path=args.figure
-        )
+        plotting.plot_latent_traversal(model, x_rank, num_dims=model.latent_dim, path=args.figure)
     metadata = {
         "name": args.preset,
         "description": recipe["description"],

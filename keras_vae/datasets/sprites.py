@@ -90,9 +90,7 @@ def check_classes(classes):
             f"(columns {FACTOR_NAMES}), got shape {classes.shape}."
         )
     if classes.size and not np.issubdtype(classes.dtype, np.integer):
-        raise ValueError(
-            f"Factor classes must be integers, got dtype {classes.dtype}."
-        )
+        raise ValueError(f"Factor classes must be integers, got dtype {classes.dtype}.")
     classes = classes.astype("int64")
     for column, (name, size) in enumerate(zip(FACTOR_NAMES, NUM_VALUES)):
         values = classes[:, column]
@@ -168,12 +166,7 @@ def _render_masks(supersampling=3):
     masks = np.stack([_inside(shape, u, v) for shape in SHAPES])
     coverage = masks.mean(axis=(-1, -2))
     masks = coverage >= 0.5
-    border = (
-        masks[..., 0, :]
-        | masks[..., -1, :]
-        | masks[..., :, 0]
-        | masks[..., :, -1]
-    )
+    border = masks[..., 0, :] | masks[..., -1, :] | masks[..., :, 0] | masks[..., :, -1]
     assert not border.any(), "a sprite touches its patch border"
     return masks
 
@@ -229,9 +222,7 @@ def _shuffled_indices(indices, seed):
     return np.random.default_rng(seed).permutation(indices)
 
 
-def sprites_batches(
-    batch_size=256, indices=None, shuffle=False, seed=0, dtype="float32"
-):
+def sprites_batches(batch_size=256, indices=None, shuffle=False, seed=0, dtype="float32"):
     """Yields `(images, classes)` batches over the sprites, one pass.
 
     Memory stays at one batch. Use it to stream the whole set.
@@ -255,9 +246,7 @@ def sprites_batches(
         yield sprites_images(classes, dtype=dtype), classes
 
 
-def sprites_tf_dataset(
-    batch_size=128, indices=None, shuffle=True, seed=0, with_classes=False
-):
+def sprites_tf_dataset(batch_size=128, indices=None, shuffle=True, seed=0, with_classes=False):
     """A batched `tf.data.Dataset` rendering sprites on the fly.
 
     Each epoch visits every index once (reshuffled each epoch when
@@ -276,9 +265,7 @@ def sprites_tf_dataset(
     index_to_classes(indices)
     dataset = tf.data.Dataset.from_tensor_slices(indices.astype("int64"))
     if shuffle:
-        dataset = dataset.shuffle(
-            len(indices), seed=seed, reshuffle_each_iteration=True
-        )
+        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(int(batch_size))
 
     def render(batch):
@@ -286,16 +273,12 @@ def sprites_tf_dataset(
         return sprites_images(classes), classes.astype("int64")
 
     def render_tf(batch):
-        images, classes = tf.numpy_function(
-            render, [batch], (tf.float32, tf.int64)
-        )
+        images, classes = tf.numpy_function(render, [batch], (tf.float32, tf.int64))
         images.set_shape((None, IMAGE_SIZE, IMAGE_SIZE, 1))
         classes.set_shape((None, len(NUM_VALUES)))
         return (images, classes) if with_classes else images
 
-    return dataset.map(render_tf, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE
-    )
+    return dataset.map(render_tf, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 # ----------------------------------------------------------------------
@@ -391,9 +374,7 @@ def _dsprites_arrays():
         with np.load(path, allow_pickle=False) as data:
             missing = {"imgs", "latents_classes"} - set(data.files)
             if missing:
-                raise ValueError(
-                    f"{path} is not the dSprites file: no {sorted(missing)}."
-                )
+                raise ValueError(f"{path} is not the dSprites file: no {sorted(missing)}.")
             images = data["imgs"]
             classes = data["latents_classes"][:, 1:].astype("int64")
         expected = (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE)

@@ -18,9 +18,7 @@ def _sklearn():
         ) from error
 
 
-def _importance(
-    predictor, codes_train, factors_train, codes_test, factors_test, seed
-):
+def _importance(predictor, codes_train, factors_train, codes_test, factors_test, seed):
     """`(num_codes, num_factors)` importances and train / test accuracy."""
     num_codes, num_factors = codes_train.shape[1], factors_train.shape[1]
     importance = np.zeros((num_codes, num_factors))
@@ -50,12 +48,8 @@ def _importance(
             fitted = Lasso(alpha=0.02, random_state=seed)
             fitted.fit(codes_train, (y_train - y_mean) / y_std)
             importance[:, k] = np.abs(fitted.coef_)
-            train_scores.append(
-                fitted.score(codes_train, (y_train - y_mean) / y_std)
-            )
-            test_scores.append(
-                fitted.score(codes_test, (y_test - y_mean) / y_std)
-            )
+            train_scores.append(fitted.score(codes_train, (y_train - y_mean) / y_std))
+            test_scores.append(fitted.score(codes_test, (y_test - y_mean) / y_std))
     return importance, float(np.mean(train_scores)), float(np.mean(test_scores))
 
 
@@ -131,21 +125,15 @@ def dci_disentanglement(
     """
     _sklearn()
     if predictor not in PREDICTORS:
-        raise ValueError(
-            f"`predictor` must be one of {PREDICTORS}, got {predictor!r}."
-        )
+        raise ValueError(f"`predictor` must be one of {PREDICTORS}, got {predictor!r}.")
     ground_truth.check_positive(num_train=num_train, num_test=num_test)
     images_fn, num_values = ground_truth.resolve_data(images_fn, num_values)
     representation_fn = ground_truth.representation_function(model)
     rng = np.random.default_rng(seed)
     factors_train = ground_truth.sample_classes(num_values, int(num_train), rng)
     factors_test = ground_truth.sample_classes(num_values, int(num_test), rng)
-    codes_train = ground_truth.represent(
-        representation_fn, images_fn, factors_train, batch_size
-    )
-    codes_test = ground_truth.represent(
-        representation_fn, images_fn, factors_test, batch_size
-    )
+    codes_train = ground_truth.represent(representation_fn, images_fn, factors_train, batch_size)
+    codes_test = ground_truth.represent(representation_fn, images_fn, factors_test, batch_size)
     importance, train_score, test_score = _importance(
         predictor, codes_train, factors_train, codes_test, factors_test, seed
     )

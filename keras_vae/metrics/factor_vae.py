@@ -18,9 +18,7 @@ def _votes(
 ):
     """`(num_votes,)` fixed factors and `(num_votes,)` argmin codes."""
     factors = rng.integers(0, len(num_values), size=num_votes)
-    classes = ground_truth.sample_classes(
-        num_values, num_votes * samples_per_vote, rng
-    )
+    classes = ground_truth.sample_classes(num_values, num_votes * samples_per_vote, rng)
     classes = classes.reshape(num_votes, samples_per_vote, len(num_values))
     fixed = np.array([rng.integers(0, num_values[k]) for k in factors])
     classes[np.arange(num_votes), :, factors] = fixed[:, None]
@@ -94,18 +92,12 @@ def factor_vae_score(
         num_variance_estimate=num_variance_estimate,
     )
     if int(samples_per_vote) < 2:
-        raise ValueError(
-            f"`samples_per_vote` must be >= 2, got {samples_per_vote}."
-        )
+        raise ValueError(f"`samples_per_vote` must be >= 2, got {samples_per_vote}.")
     images_fn, num_values = ground_truth.resolve_data(images_fn, num_values)
     representation_fn = ground_truth.representation_function(model)
     rng = np.random.default_rng(seed)
-    classes = ground_truth.sample_classes(
-        num_values, int(num_variance_estimate), rng
-    )
-    codes = ground_truth.represent(
-        representation_fn, images_fn, classes, batch_size
-    )
+    classes = ground_truth.sample_classes(num_values, int(num_variance_estimate), rng)
+    codes = ground_truth.represent(representation_fn, images_fn, classes, batch_size)
     scale = np.std(codes, axis=0, ddof=1)
     active = scale >= float(prune_threshold)
     if not active.any():

@@ -41,15 +41,10 @@ def resolve_data(images_fn, num_values):
             f"factor classes (n, num_factors) to inputs; got {images_fn!r}."
         )
     if num_values is None:
-        raise ValueError(
-            "Pass `num_values` (values per factor) with a custom `images_fn`."
-        )
+        raise ValueError("Pass `num_values` (values per factor) with a custom `images_fn`.")
     num_values = tuple(int(v) for v in num_values)
     if not num_values or min(num_values) < 2:
-        raise ValueError(
-            "Every factor needs at least 2 values, got "
-            f"num_values={num_values}."
-        )
+        raise ValueError(f"Every factor needs at least 2 values, got num_values={num_values}.")
     return images_fn, num_values
 
 
@@ -77,9 +72,7 @@ def representation_function(model):
                 f"({len(inputs)}, num_codes), got {codes.shape}."
             )
         if not np.all(np.isfinite(codes)):
-            raise ValueError(
-                "The representation contains NaN or infinite values."
-            )
+            raise ValueError("The representation contains NaN or infinite values.")
         return codes
 
     return checked

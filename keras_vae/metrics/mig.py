@@ -18,15 +18,11 @@ def _mutual_information(a, b):
     """Discrete mutual information `I(a; b)` in nats of two int vectors."""
     _, a = np.unique(a, return_inverse=True)
     _, b = np.unique(b, return_inverse=True)
-    joint = np.bincount(
-        a * (b.max() + 1) + b, minlength=(a.max() + 1) * (b.max() + 1)
-    )
+    joint = np.bincount(a * (b.max() + 1) + b, minlength=(a.max() + 1) * (b.max() + 1))
     joint = joint.reshape(a.max() + 1, b.max() + 1) / len(a)
     outer = joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True)
     nonzero = joint > 0
-    return float(
-        np.sum(joint[nonzero] * np.log(joint[nonzero] / outer[nonzero]))
-    )
+    return float(np.sum(joint[nonzero] * np.log(joint[nonzero] / outer[nonzero])))
 
 
 def _entropy(a):
@@ -85,22 +81,15 @@ def mutual_information_gap(
     representation_fn = ground_truth.representation_function(model)
     rng = np.random.default_rng(seed)
     classes = ground_truth.sample_classes(num_values, int(num_samples), rng)
-    codes = ground_truth.represent(
-        representation_fn, images_fn, classes, batch_size
-    )
+    codes = ground_truth.represent(representation_fn, images_fn, classes, batch_size)
     binned = _discretize(codes, int(num_bins))
     mutual_information = np.array(
         [
-            [
-                _mutual_information(binned[:, j], classes[:, k])
-                for k in range(len(num_values))
-            ]
+            [_mutual_information(binned[:, j], classes[:, k]) for k in range(len(num_values))]
             for j in range(codes.shape[1])
         ]
     )
-    entropies = np.array(
-        [_entropy(classes[:, k]) for k in range(len(num_values))]
-    )
+    entropies = np.array([_entropy(classes[:, k]) for k in range(len(num_values))])
     top = np.sort(mutual_information, axis=0)[::-1]
     second = top[1] if len(top) > 1 else np.zeros_like(top[0])
     mig = float(np.mean((top[0] - second) / entropies))

@@ -65,9 +65,7 @@ class BetaVAE(VAE):
         **kwargs,
     ):
         self.beta = float(beta)
-        self.capacity_max = (
-            None if capacity_max is None else float(capacity_max)
-        )
+        self.capacity_max = None if capacity_max is None else float(capacity_max)
         self.capacity_steps = int(capacity_steps)
         self.gamma = float(gamma)
         super().__init__(input_shape, **kwargs)
@@ -77,17 +75,13 @@ class BetaVAE(VAE):
         if self.beta < 0:
             raise ValueError(f"`beta` must be >= 0, got {self.beta}.")
         if self.capacity_steps < 0:
-            raise ValueError(
-                f"`capacity_steps` must be >= 0, got {self.capacity_steps}."
-            )
+            raise ValueError(f"`capacity_steps` must be >= 0, got {self.capacity_steps}.")
         if self.gamma < 0:
             raise ValueError(f"`gamma` must be >= 0, got {self.gamma}.")
         if self.capacity_max is None:
             return
         if self.capacity_max < 0:
-            raise ValueError(
-                f"`capacity_max` must be >= 0 nats, got {self.capacity_max}."
-            )
+            raise ValueError(f"`capacity_max` must be >= 0 nats, got {self.capacity_max}.")
         if self.kl_warmup_steps > 0 or self.free_bits > 0:
             raise ValueError(
                 "`kl_warmup_steps` and `free_bits` do not combine with the "
@@ -105,9 +99,7 @@ class BetaVAE(VAE):
             raise ValueError("`capacity` needs `capacity_max` to be set.")
         if self.capacity_steps == 0:
             return ops.convert_to_tensor(self.capacity_max, "float32")
-        fraction = ops.minimum(
-            1.0, ops.cast(step, "float32") / float(self.capacity_steps)
-        )
+        fraction = ops.minimum(1.0, ops.cast(step, "float32") / float(self.capacity_steps))
         return self.capacity_max * fraction
 
     def kl_penalty(self, kl_per_dim, step):

@@ -22,9 +22,7 @@ def test_factor_bookkeeping():
     np.testing.assert_array_equal(classes[-1], [2, 5, 39, 31, 31])
     np.testing.assert_array_equal(sprites.classes_to_index(classes), indices)
     values = sprites.factor_values(classes)
-    np.testing.assert_allclose(
-        values[-1], [2, 1.0, 2 * np.pi * 39 / 40, 1, 1], rtol=1e-6
-    )
+    np.testing.assert_allclose(values[-1], [2, 1.0, 2 * np.pi * 39 / 40, 1, 1], rtol=1e-6)
     np.testing.assert_allclose(values[0], [0, 0.5, 0, 0, 0])
 
 
@@ -45,26 +43,20 @@ def test_images_are_binary_deterministic_and_distinct():
 
 
 def test_position_translates_by_one_pixel():
-    row = sprites.sprites_images(
-        classes_grid(shape=2, scale=4, orientation=7, y=3)
-    )
+    row = sprites.sprites_images(classes_grid(shape=2, scale=4, orientation=7, y=3))
     np.testing.assert_array_equal(row[1:], np.roll(row[:-1], 1, axis=2))
-    column = sprites.sprites_images(
-        classes_grid(shape=1, scale=2, orientation=3, x=20)
-    )
+    column = sprites.sprites_images(classes_grid(shape=1, scale=2, orientation=3, x=20))
     np.testing.assert_array_equal(column[1:], np.roll(column[:-1], 1, axis=1))
 
 
 def test_scale_grows_and_orientation_rotates():
     for shape in range(3):
-        areas = sprites.sprites_images(
-            classes_grid(shape=shape, orientation=0, x=16, y=16)
-        ).sum(axis=(1, 2, 3))
+        areas = sprites.sprites_images(classes_grid(shape=shape, orientation=0, x=16, y=16)).sum(
+            axis=(1, 2, 3)
+        )
         assert np.all(np.diff(areas) > 0)
     # A quarter turn (10 of 40 steps) about the image-centred sprite.
-    base, quarter = sprites.sprites_images(
-        [[1, 5, 0, 16, 16], [1, 5, 10, 16, 16]]
-    )
+    base, quarter = sprites.sprites_images([[1, 5, 0, 16, 16], [1, 5, 10, 16, 16]])
     centred = base[16:48, 16:48, 0]
     assert np.sum(np.rot90(centred) != quarter[16:48, 16:48, 0]) <= 4
     # The square is symmetric under a quarter turn; the heart is not.
@@ -93,45 +85,21 @@ def test_load_splits_are_deterministic_disjoint_subsets():
 
 
 def test_batches_generator_and_tf_dataset():
-    batches = list(
-        sprites.sprites_batches(batch_size=1000, indices=np.arange(2500))
-    )
+    batches = list(sprites.sprites_batches(batch_size=1000, indices=np.arange(2500)))
     assert [len(b[0]) for b in batches] == [1000, 1000, 500]
-    np.testing.assert_array_equal(
-        batches[2][1], sprites.index_to_classes(np.arange(2000, 2500))
-    )
-    shuffled = [
-        c
-        for _, c in sprites.sprites_batches(
-            100, np.arange(300), shuffle=True, seed=3
-        )
-    ]
-    again = [
-        c
-        for _, c in sprites.sprites_batches(
-            100, np.arange(300), shuffle=True, seed=3
-        )
-    ]
-    np.testing.assert_array_equal(
-        np.concatenate(shuffled), np.concatenate(again)
-    )
-    assert sorted(sprites.classes_to_index(np.concatenate(shuffled))) == list(
-        range(300)
-    )
-    dataset = sprites.sprites_tf_dataset(
-        batch_size=32, indices=np.arange(64), with_classes=True
-    )
+    np.testing.assert_array_equal(batches[2][1], sprites.index_to_classes(np.arange(2000, 2500)))
+    shuffled = [c for _, c in sprites.sprites_batches(100, np.arange(300), shuffle=True, seed=3)]
+    again = [c for _, c in sprites.sprites_batches(100, np.arange(300), shuffle=True, seed=3)]
+    np.testing.assert_array_equal(np.concatenate(shuffled), np.concatenate(again))
+    assert sorted(sprites.classes_to_index(np.concatenate(shuffled))) == list(range(300))
+    dataset = sprites.sprites_tf_dataset(batch_size=32, indices=np.arange(64), with_classes=True)
     images, classes = next(iter(dataset))
     assert tuple(images.shape) == (32, 64, 64, 1) and tuple(classes.shape) == (
         32,
         5,
     )
-    np.testing.assert_array_equal(
-        images.numpy(), sprites.sprites_images(classes.numpy())
-    )
-    plain = sprites.sprites_tf_dataset(
-        batch_size=16, indices=np.arange(40), shuffle=False
-    )
+    np.testing.assert_array_equal(images.numpy(), sprites.sprites_images(classes.numpy()))
+    plain = sprites.sprites_tf_dataset(batch_size=16, indices=np.arange(40), shuffle=False)
     assert [int(b.shape[0]) for b in plain] == [16, 16, 8]
 
 
@@ -169,9 +137,7 @@ def test_bad_inputs_raise_clear_errors(call, message):
 def test_dsprites_missing_or_bad_file(tmp_path, monkeypatch):
     monkeypatch.setattr(sprites, "_dsprites", {})
     monkeypatch.setattr(sprites, "find_file", lambda path: None)
-    with pytest.raises(
-        DatasetNotFoundError, match="dsprites_ndarray.*load\\('sprites'\\)"
-    ):
+    with pytest.raises(DatasetNotFoundError, match="dsprites_ndarray.*load\\('sprites'\\)"):
         datasets.load("dsprites", splits=("train",))
     bad = tmp_path / sprites.DSPRITES_FILE
     np.savez(

@@ -8,9 +8,7 @@ from tests.metrics import disentanglement_cases as cases
 
 
 def dci(representation, **kwargs):
-    args = dict(
-        num_train=1000, num_test=500, predictor="lasso", return_all=True
-    )
+    args = dict(num_train=1000, num_test=500, predictor="lasso", return_all=True)
     return dci_disentanglement(
         representation, cases.observe, cases.NUM_VALUES, **{**args, **kwargs}
     )
@@ -22,12 +20,8 @@ def test_perfect_and_entangled_representations_lasso():
     assert perfect["informativeness_test"] > 0.98
     assert perfect["importance"].shape == (6, 4)
     entangled = dci(cases.entangled)
-    assert (
-        entangled["disentanglement"] < 0.05 and entangled["completeness"] < 0.05
-    )
-    assert (
-        entangled["informativeness_test"] > 0.98
-    )  # all the information is there
+    assert entangled["disentanglement"] < 0.05 and entangled["completeness"] < 0.05
+    assert entangled["informativeness_test"] > 0.98  # all the information is there
     rotated = dci(cases.rotated)["disentanglement"]
     assert entangled["disentanglement"] < rotated < perfect["disentanglement"]
 
@@ -38,12 +32,8 @@ def test_perfect_and_entangled_representations_gradient_boosting():
         return (x - 0.5) @ (np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2))
 
     args = dict(num_train=400, num_test=200)
-    perfect = dci_disentanglement(
-        lambda x: x - 0.5, cases.observe, (2, 2), **args
-    )
-    entangled = dci_disentanglement(
-        mixed, cases.observe, (2, 2), return_all=True, **args
-    )
+    perfect = dci_disentanglement(lambda x: x - 0.5, cases.observe, (2, 2), **args)
+    entangled = dci_disentanglement(mixed, cases.observe, (2, 2), return_all=True, **args)
     assert perfect > 0.95
     assert entangled["disentanglement"] < 0.1
     assert entangled["informativeness_test"] == 1.0
@@ -51,9 +41,7 @@ def test_perfect_and_entangled_representations_gradient_boosting():
 
 def test_weighting_ignores_unused_codes():
     # Zero codes have no importance, so they do not lower the score.
-    padded = dci(
-        lambda x: np.concatenate([cases.perfect(x), np.zeros((len(x), 5))], 1)
-    )
+    padded = dci(lambda x: np.concatenate([cases.perfect(x), np.zeros((len(x), 5))], 1))
     assert padded["disentanglement"] > 0.98
     assert padded["completeness"] > 0.98
 

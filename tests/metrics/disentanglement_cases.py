@@ -13,10 +13,7 @@ the factor classes as floats), so no rendering or model is involved:
 import numpy as np
 
 NUM_VALUES = (4, 4, 4, 4)
-HADAMARD = (
-    np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]])
-    / 2.0
-)
+HADAMARD = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]) / 2.0
 ROTATION = np.linalg.qr(np.random.default_rng(1).normal(size=(4, 4)))[0]
 
 

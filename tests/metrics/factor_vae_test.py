@@ -12,9 +12,7 @@ def score(representation, **kwargs):
         samples_per_vote=32,
         num_variance_estimate=2000,
     )
-    return factor_vae_score(
-        representation, cases.observe, cases.NUM_VALUES, **{**args, **kwargs}
-    )
+    return factor_vae_score(representation, cases.observe, cases.NUM_VALUES, **{**args, **kwargs})
 
 
 def test_perfect_and_entangled_representations():

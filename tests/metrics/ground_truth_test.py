@@ -25,9 +25,7 @@ def test_metrics_accept_a_model_and_sprites():
         calls.append(len(x))
         return model.encode(x)[0]
 
-    mig = mutual_information_gap(
-        model, "sprites", num_samples=128, batch_size=64
-    )
+    mig = mutual_information_gap(model, "sprites", num_samples=128, batch_size=64)
     assert 0.0 <= mig <= 1.0
     assert mig == mutual_information_gap(means, num_samples=128, batch_size=64)
     assert calls == [64, 64]
@@ -40,9 +38,7 @@ def test_metrics_accept_a_model_and_sprites():
         batch_size=64,
     )
     assert 0.0 <= score <= 1.0
-    dci = dci_disentanglement(
-        model, num_train=64, num_test=64, predictor="lasso", batch_size=64
-    )
+    dci = dci_disentanglement(model, num_train=64, num_test=64, predictor="lasso", batch_size=64)
     assert 0.0 <= dci <= 1.0
 
 
@@ -63,6 +59,4 @@ def test_sprites_factors_themselves_are_a_perfect_representation():
     names = dict(zip(sprites.FACTOR_NAMES, gaps))
     assert names["x"] > 0.5 and names["y"] > 0.5
     assert names["orientation"] < 0.1
-    assert (
-        np.argmax(information[:, 3]) == 0 and np.argmax(information[:, 4]) == 1
-    )
+    assert np.argmax(information[:, 3]) == 0 and np.argmax(information[:, 4]) == 1

@@ -30,17 +30,10 @@ def test_matrix_matches_the_closed_form():
     # Uniform factors of 4 values: H = log 4; code j holds factor order[j].
     np.testing.assert_allclose(entropies, np.log(4), atol=0.01)
     for code, factor in enumerate([2, 0, 3, 1]):
-        np.testing.assert_allclose(
-            information[code, factor], np.log(4), atol=0.01
-        )
-    np.testing.assert_allclose(
-        information[4:], 0.0, atol=1e-12
-    )  # constant codes
+        np.testing.assert_allclose(information[code, factor], np.log(4), atol=0.01)
+    np.testing.assert_allclose(information[4:], 0.0, atol=1e-12)  # constant codes
     assert value == pytest.approx(
-        np.mean(
-            (np.sort(information, 0)[-1] - np.sort(information, 0)[-2])
-            / entropies
-        )
+        np.mean((np.sort(information, 0)[-1] - np.sort(information, 0)[-2]) / entropies)
     )
 
 
@@ -48,9 +41,7 @@ def test_is_deterministic_and_binning_dependent():
     assert mig(cases.rotated) == mig(cases.rotated)
     assert mig(cases.rotated, seed=1) != mig(cases.rotated)
     # A single code: the gap is the information of the best code alone.
-    first = mutual_information_gap(
-        lambda x: x[:, :1], cases.observe, (4, 2), num_samples=2000
-    )
+    first = mutual_information_gap(lambda x: x[:, :1], cases.observe, (4, 2), num_samples=2000)
     assert first == pytest.approx(0.5, abs=0.01)
 
 

@@ -65,9 +65,7 @@ def test_capacity_values():
         c = keras.ops.convert_to_numpy(model.capacity(float(step)))
         np.testing.assert_allclose(c, value, rtol=1e-6)
     constant = small_beta_vae(capacity_max=7.0, capacity_steps=0)
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(constant.capacity(0.0)), 7.0
-    )
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(constant.capacity(0.0)), 7.0)
 
 
 def test_config_and_keras_file_round_trip(tmp_path):
