@@ -25,8 +25,7 @@ elif _BACKEND == "torch":
     from keras_vae.training.torch import Trainer
 else:
     raise ImportError(
-        f"keras_vae supports the tensorflow, jax and torch backends; "
-        f"KERAS_BACKEND is {_BACKEND!r}."
+        f"keras_vae supports the tensorflow, jax and torch backends; KERAS_BACKEND is {_BACKEND!r}."
     )
 
 __all__ = ["Trainer"]

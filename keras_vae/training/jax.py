@@ -38,12 +38,8 @@ class Trainer:
         optimizer_variables=None,
     ):
         mapping = list(zip(self.trainable_variables, trainable_variables))
-        mapping += list(
-            zip(self.non_trainable_variables, non_trainable_variables)
-        )
-        with keras.StatelessScope(
-            state_mapping=mapping, collect_losses=True
-        ) as scope:
+        mapping += list(zip(self.non_trainable_variables, non_trainable_variables))
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
             terms = self.compute_loss_terms(x, training=training)
             loss = terms["loss"]
             if scope.losses:
@@ -52,9 +48,7 @@ class Trainer:
             scope, self.non_trainable_variables, non_trainable_variables
         )
         if training:
-            optimizer_mapping = zip(
-                self.optimizer.variables, optimizer_variables
-            )
+            optimizer_mapping = zip(self.optimizer.variables, optimizer_variables)
             with keras.StatelessScope(state_mapping=list(optimizer_mapping)):
                 loss = self.optimizer.scale_loss(loss)
         return loss, (terms, non_trainable_variables)
@@ -63,9 +57,7 @@ class Trainer:
         mapping = list(zip(self.metrics_variables, metrics_variables))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             logs = self.update_loss_trackers(terms)
-        return logs, _updated_values(
-            scope, self.metrics_variables, metrics_variables
-        )
+        return logs, _updated_values(scope, self.metrics_variables, metrics_variables)
 
     def train_step(self, state, data):
         (
@@ -83,14 +75,10 @@ class Trainer:
             True,
             optimizer_variables,
         )
-        trainable_variables, optimizer_variables = (
-            self.optimizer.stateless_apply(
-                optimizer_variables, gradients, trainable_variables
-            )
+        trainable_variables, optimizer_variables = self.optimizer.stateless_apply(
+            optimizer_variables, gradients, trainable_variables
         )
-        logs, metrics_variables = self._stateless_update_trackers(
-            metrics_variables, terms
-        )
+        logs, metrics_variables = self._stateless_update_trackers(metrics_variables, terms)
         state = (
             trainable_variables,
             non_trainable_variables,
@@ -105,9 +93,7 @@ class Trainer:
         _, (terms, non_trainable_variables) = self._stateless_loss_terms(
             trainable_variables, non_trainable_variables, x, False
         )
-        logs, metrics_variables = self._stateless_update_trackers(
-            metrics_variables, terms
-        )
+        logs, metrics_variables = self._stateless_update_trackers(metrics_variables, terms)
         return logs, (
             trainable_variables,
             non_trainable_variables,

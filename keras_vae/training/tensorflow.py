@@ -14,11 +14,14 @@ replicas' gradients. Two things follow, both handled or checked here:
 - A variable assigned inside the step (step counters, EMA codebooks) is a
   `MirroredVariable`; with Keras' default `aggregation="none"` each replica
   keeps its own copy, computed from its own data slice, and the copies
-  silently diverge. Create such variables with `aggregation="mean"` (moving
-  averages of batch statistics: every replica gets the mean of the
-  replicas' new values) or `aggregation="only_first_replica"` (counters and
-  anything every replica computes identically). `replica_mismatches` finds
-  variables whose copies differ.
+  silently diverge. So after each step every floating-point non-trainable
+  variable of the model with `aggregation="none"` is set, on every replica,
+  to the mean of the replicas' copies: one all-reduce of the model's state,
+  the `aggregation="mean"` semantics. Variables created with another
+  aggregation are left to it (`"only_first_replica"` for counters and
+  anything every replica computes identically, as `steps_trained`);
+  integer state (seed generators) advances identically on every replica.
+  `replica_mismatches` lists variables whose copies differ.
 """
 
 import numpy as np
@@ -48,7 +51,27 @@ class Trainer:
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)
+        if num_replicas > 1:
+            self._synchronize_replica_state()
         return self.update_loss_trackers(terms)
+
+    def _synchronize_replica_state(self):
+        """Averages the replicas' copies of state assigned in the step."""
+        context = tf.distribute.get_replica_context()
+        if context is None:  # cross-replica context: nothing per replica
+            return
+        state = [
+            v
+            for v in self.non_trainable_variables
+            if v.aggregation == "none" and tf.as_dtype(v.dtype).is_floating
+        ]
+        if not state:
+            return
+        means = context.all_reduce(
+            tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in state]
+        )
+        for variable, mean in zip(state, means):
+            variable.assign(mean)
 
     def test_step(self, data):
         x, _, _ = unpack_x_y_sample_weight(data)
@@ -83,9 +106,7 @@ def replica_mismatches(variables, atol=0.0):
         if not isinstance(copies, (tuple, list)) or len(copies) < 2:
             continue
         arrays = [np.asarray(copy.numpy(), dtype="float64") for copy in copies]
-        worst = max(
-            float(np.max(np.abs(a - arrays[0]), initial=0.0)) for a in arrays
-        )
+        worst = max(float(np.max(np.abs(a - arrays[0]), initial=0.0)) for a in arrays)
         if worst > atol:
             mismatches.append((getattr(variable, "path", variable.name), worst))
     return mismatches

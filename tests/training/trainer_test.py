@@ -11,9 +11,7 @@ class StepCounter(keras.layers.Layer):
     """Counts its training calls in a non-trainable variable."""
 
     def build(self, input_shape):
-        self.count = self.add_weight(
-            shape=(), initializer="zeros", trainable=False
-        )
+        self.count = self.add_weight(shape=(), initializer="zeros", trainable=False)
 
     def call(self, x, training=False):
         if training:
@@ -106,8 +104,6 @@ def test_nan_loss_stops_training_and_restores_weights():
     model = VAE(input_shape=(8, 8, 1), latent_dim=2, hidden_dims=(4,), seed=0)
     model.compile(optimizer="adam")
     with pytest.raises(FloatingPointError, match="non-finite"):
-        model.fit(
-            tf.data.Dataset.from_tensor_slices(x).batch(16), epochs=1, verbose=0
-        )
+        model.fit(tf.data.Dataset.from_tensor_slices(x).batch(16), epochs=1, verbose=0)
     for weight in model.get_weights():
         assert np.all(np.isfinite(weight))
