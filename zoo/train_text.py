@@ -181,9 +181,7 @@ class _Log(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         _write_json(self.path, {"seconds": self.seconds()})
-        items = " ".join(
-            f"{k}={float(v):.4g}" for k, v in sorted((logs or {}).items())
-        )
+        items = " ".join(f"{k}={float(v):.4g}" for k, v in sorted((logs or {}).items()))
         print(f"epoch {epoch + 1} [{self.seconds():.0f}s] {items}", flush=True)
 
 
@@ -199,11 +197,7 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
     keras.utils.set_random_seed(recipe["seed"])
     model = build_model(recipe, vocabulary)
     opt = recipe["optimizer"]
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            opt["learning_rate"], clipnorm=opt["clipnorm"]
-        )
-    )
+    model.compile(optimizer=keras.optimizers.Adam(opt["learning_rate"], clipnorm=opt["clipnorm"]))
     done_path = Path(run_dir) / "done.json"
     keep_best = _KeepBest(run_dir)
     if not done_path.is_file():
@@ -214,9 +208,7 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
             seed=recipe["seed"],
             max_length=model.max_length,
         )
-        valid_batches = TextBatches(
-            valid, model.tokenize, batch_size=256, shuffle=False
-        )
+        valid_batches = TextBatches(valid, model.tokenize, batch_size=256, shuffle=False)
         decay = recipe["lr_decay"]
         log = _Log(run_dir)
         callbacks = [
@@ -278,13 +270,12 @@ def _cached_log_likelihood(model, sentences, samples, run_dir, chunk=500):
             np.savez(tmp, **parts)
             os.replace(tmp, cache)
             print(
-                f"log p(x) k={samples}: {begin + chunk}/{len(sentences)} "
+                f"log p(x) k={samples}: "
+                f"{min(begin + chunk, len(sentences))}/{len(sentences)} "
                 f"[{time.time() - start:.0f}s]",
                 flush=True,
             )
-    return np.concatenate(
-        [parts[str(b)] for b in range(0, len(sentences), chunk)]
-    )
+    return np.concatenate([parts[str(b)] for b in range(0, len(sentences), chunk)])
 
 
 def evaluate(model, run_dir, test, eval_samples):
@@ -300,9 +291,7 @@ def evaluate(model, run_dir, test, eval_samples):
     )
     metrics["seconds"] = round(time.time() - start, 1)
     check = test[:CHECK_SENTENCES]
-    check_px = model.log_likelihood(
-        check, num_samples=CHECK_SAMPLES, seed=CHECK_SEED
-    )
+    check_px = model.log_likelihood(check, num_samples=CHECK_SAMPLES, seed=CHECK_SEED)
     metrics["check_perplexity"] = kv.metrics.perplexity_from_log_likelihoods(
         check_px, model.num_tokens(check)
     )
@@ -362,10 +351,7 @@ def main(argv=None):
         for item in args.override:
             key, _, value = item.partition("=")
             if key not in recipe["model"]:
-                parser.error(
-                    f"--override {item}: {key!r} is not one of "
-                    f"{sorted(recipe['model'])}"
-                )
+                parser.error(f"--override {item}: {key!r} is not one of {sorted(recipe['model'])}")
             recipe["model"][key] = json.loads(value)
     epochs = args.epochs or recipe["epochs"]
     eval_samples = args.eval_samples or recipe["eval_samples"]
@@ -382,16 +368,11 @@ def main(argv=None):
     ).hexdigest()[:12]
     run_dir = Path(
         args.run_dir
-        or Path(presets.keras_home())
-        / "keras_vae"
-        / "runs"
-        / f"{args.preset}-{run_key}"
+        or Path(presets.keras_home()) / "keras_vae" / "runs" / f"{args.preset}-{run_key}"
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"Run folder: {run_dir}", flush=True)
-    command = "python -m zoo.train_text " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    command = "python -m zoo.train_text " + shlex.join(sys.argv[1:] if argv is None else argv)
     wall_start = time.time()
 
     (train_all, _), (valid, _), (test, _) = kv.datasets.load(
@@ -399,14 +380,10 @@ def main(argv=None):
     )
     # The vocabulary always comes from the whole training split, so a
     # smoke run's model has the preset's 10k vocabulary.
-    vocabulary = kv.layers.Vocabulary.from_sentences(
-        train_all, name="vocabulary"
-    )
+    vocabulary = kv.layers.Vocabulary.from_sentences(train_all, name="vocabulary")
     train_sentences = train_all[: args.train_sentences or len(train_all)]
     valid = valid[: args.valid_sentences or len(valid)]
-    model, training = train(
-        recipe, epochs, run_dir, vocabulary, train_sentences, valid
-    )
+    model, training = train(recipe, epochs, run_dir, vocabulary, train_sentences, valid)
     test = test[:eval_sentences]
     metrics = evaluate(model, run_dir, test, eval_samples)
     metadata = {

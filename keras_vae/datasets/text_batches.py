@@ -35,7 +35,7 @@ class TextBatches(keras.utils.PyDataset):
     >>> batches = TextBatches(corpus, Vocabulary(["a", "b"]).tokenize,
     ...                       batch_size=2, shuffle=False)
     >>> [batches[i][0].shape for i in range(len(batches))]
-    [(2, 6), (1, 14)]
+    [(2, 8), (1, 16)]
     """
 
     def __init__(

@@ -88,6 +88,7 @@ class TextVAE(GenerativeModel):
 
     Example:
 
+    >>> from keras_vae.layers import Vocabulary
     >>> corpus = ["the cat sat", "the dog ran", "a cat ran"] * 4
     >>> vocabulary = Vocabulary.from_sentences(corpus)
     >>> model = TextVAE(vocabulary, latent_dim=2, embedding_dim=8,

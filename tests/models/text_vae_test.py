@@ -61,15 +61,13 @@ def test_training_logs_annealing_and_free_bits(vae):
     terms = vae.evaluate(CORPUS, batch_size=32, verbose=0, return_dict=True)
     weight = 0.1 + 0.9 * (8 + 1) / 100
     np.testing.assert_allclose(terms["kl_weight"], weight, rtol=1e-5)
-    # Free bits floor each dimension's batch-mean KL in the objective.
-    ids = vae.tokenize(CORPUS)
-    z_mean, z_log_var = vae.encoder(ids)
-    kl_dims = np.mean(
-        keras.ops.convert_to_numpy(0.5 * (keras.ops.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var)),
-        axis=0,
-    )
-    floor = np.sum(np.maximum(kl_dims, 0.25))
-    assert terms["loss"] >= terms["reconstruction_loss"] + weight * floor - 0.5
+    # Free bits floor each dimension's batch-mean KL in the objective (one
+    # batch of 32 here); the logged kl_loss stays the true KL.
+    z_mean, z_log_var = vae.encode(CORPUS)
+    kl_dims = np.mean(0.5 * (np.exp(z_log_var) + z_mean**2 - 1 - z_log_var), 0)
+    np.testing.assert_allclose(terms["kl_loss"], kl_dims.sum(), rtol=1e-4)
+    penalty = weight * np.sum(np.maximum(kl_dims, 0.25))
+    np.testing.assert_allclose(terms["loss"] - terms["reconstruction_loss"], penalty, rtol=1e-3)
 
 
 def test_strings_in_strings_out(vae):
@@ -101,26 +99,18 @@ def test_beam_search_scores_at_least_greedy(vae):
 
 
 def test_padding_and_batching_do_not_change_results(vae):
-    sentences = ["the cat sat", "my friend ate the fish"]
-    ids = vae.tokenize(sentences)
-    padded = np.pad(ids, ((0, 0), (0, 5)))
-    for a, b in zip(vae.encoder(ids), vae.encoder(padded)):
-        np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(a),
-            keras.ops.convert_to_numpy(b),
-            atol=1e-5,
-        )
-    z = np.ones((2, 2), "float32")
-    np.testing.assert_allclose(
-        np.sum(keras.ops.convert_to_numpy(vae.decoder([ids, z])), 1),
-        np.sum(keras.ops.convert_to_numpy(vae.decoder([padded, z])), 1),
-        atol=1e-5,
-    )
-    # Verbs sort and re-pad by length; results come back in input order.
+    # Alone, "the cat sat" is padded to 8 ids; beside a long sentence, to
+    # 16 (verbs sort by length and pad per batch). The encoder's masking
+    # makes that irrelevant; results come back in input order. (The
+    # decoder's padding invariance is checked in text_decoder_test.py.)
+    long = "the old man ate the fish the cat ate the fish"
+    sentences = ["the cat sat", long, "my friend ate the fish"]
     alone = vae.encode(sentences[:1])[0]
-    np.testing.assert_allclose(vae.encode(sentences)[0][:1], alone, atol=1e-5)
+    together = vae.encode(sentences)[0]
+    np.testing.assert_allclose(together[:1], alone, atol=1e-5)
+    np.testing.assert_allclose(together[1:2], vae.encode([long])[0], atol=1e-5)
     log_px = vae.log_likelihood(sentences, num_samples=16, batch_size=1)
-    assert log_px.shape == (2,) and np.all(log_px < 0)
+    assert log_px.shape == (3,) and np.all(log_px < 0)
     elbo = vae.elbo(sentences, num_samples=16)
     assert np.all(log_px >= elbo - 0.5)  # IWAE bound >= ELBO (in mean)
 
