@@ -156,6 +156,7 @@ def test_sample_bad_output_path(trained, capsys):
     assert "Output directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_subprocess(trained, tmp_path):
     script = shutil.which("keras-vae")
     command = [script] if script else [sys.executable, "-m", "keras_vae.cli"]

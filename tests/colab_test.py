@@ -39,6 +39,7 @@ def test_notebook_has_badge_and_install_cell(name):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", HERE)
 def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())

@@ -101,6 +101,7 @@ def test_every_signature_matches_keras_model(exported):
     np.testing.assert_allclose(score, keras_score, rtol=0.02)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_show_and_run(exported, tmp_path):
     model, x, path = exported
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

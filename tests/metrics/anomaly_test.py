@@ -39,6 +39,7 @@ def corrupt(images, rng, fraction=0.1):
     return images
 
 
+@pytest.mark.slow
 def test_corrupted_mnist_scores_higher():
     (x_train, _), (x_test, _) = kv.datasets.load("mnist")
     rng = np.random.default_rng(0)
