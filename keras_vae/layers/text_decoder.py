@@ -49,7 +49,7 @@ class TextDecoder(keras.layers.Layer):
     >>> import numpy as np
     >>> decoder = TextDecoder(10, embedding_dim=4, hidden_dim=8, latent_dim=2)
     >>> ids = np.array([[1, 5, 6, 2], [1, 7, 2, 0]], "int32")
-    >>> decoder([ids, np.zeros((2, 2), "float32")]).shape
+    >>> tuple(decoder([ids, np.zeros((2, 2), "float32")]).shape)
     (2, 3)
     """
 

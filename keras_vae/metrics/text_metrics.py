@@ -69,8 +69,9 @@ def evaluate_text_model(
     >>> corpus = ["the cat sat", "a dog ran", "the dog sat"]
     >>> model = TextVAE(Vocabulary.from_sentences(corpus), latent_dim=2,
     ...                 embedding_dim=4, hidden_dim=4, seed=0)
-    >>> sorted(evaluate_text_model(model, corpus, num_samples=4))[:3]
-    ['active_units', 'elbo', 'kl']
+    >>> results = evaluate_text_model(model, corpus, num_samples=4)
+    >>> sorted(results)[:4]
+    ['active_units', 'elbo', 'importance_samples', 'kl']
     """
     log_px = log_likelihoods
     if log_px is None:
