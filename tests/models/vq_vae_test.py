@@ -51,12 +51,14 @@ def numpy(variables):
 
 
 @pytest.mark.parametrize("use_ema", [True, False])
-def test_fit_logs_verbs_and_prior(use_ema):
+def test_fit_logs_and_verbs(use_ema):
     model, history = trained(small_vq_vae(use_ema=use_ema))
     assert sorted(history.history) == NAMES
     logs = history.history
     assert 0.0 < logs["codebook_usage"][0] <= 1.0
     assert 1.0 <= logs["perplexity"][0] <= 8.0
+    if not use_ema:
+        return
     codes = model.encode(X[:5])
     assert codes.shape == (5, 2, 2) and codes.dtype == np.int32
     assert codes.min() >= 0 and codes.max() < 8
@@ -65,10 +67,15 @@ def test_fit_logs_verbs_and_prior(use_ema):
     np.testing.assert_allclose(model.reconstruct(X[:5]), images, atol=1e-5)
     outputs = model(X[:2])
     assert set(outputs) == {"reconstruction", "encoding_indices", "perplexity"}
-
     with pytest.raises(ValueError, match="fit_prior"):
         model.sample(2, seed=0)
-    prior_history = model.fit_prior(
+
+
+@pytest.fixture(scope="module")
+def with_prior():
+    keras.utils.set_random_seed(0)
+    model, _ = trained(small_vq_vae())
+    history = model.fit_prior(
         X,
         validation_data=(X[:16],),
         prior=small_prior(),
@@ -76,60 +83,45 @@ def test_fit_logs_verbs_and_prior(use_ema):
         batch_size=16,
         verbose=0,
     )
-    assert {"loss", "bits_per_code", "val_bits_per_code"} <= set(
-        prior_history.history
-    )
+    assert {"loss", "bits_per_code", "val_bits_per_code"} <= set(history.history)
+    return model
+
+
+def test_prior_samples_and_is_trained_apart(with_prior):
+    model = with_prior
     samples = model.sample(3, seed=1)
     assert samples.shape == (3, 8, 8, 1)
     np.testing.assert_allclose(samples, model.sample(3, seed=1))
-
-    # The VQ-VAE's own training leaves the prior alone, and vice versa.
+    # The VQ-VAE's own training leaves the prior alone.
     prior_ids = {id(v) for v in model.prior.weights}
     assert not prior_ids & {id(v) for v in model.trainable_variables}
     prior_before = numpy(model.prior.weights)
-    model.fit(X, epochs=1, batch_size=16, verbose=0)
+    model.fit(X[:16], epochs=1, batch_size=16, verbose=0)
     for old, new in zip(prior_before, numpy(model.prior.weights)):
         np.testing.assert_array_equal(old, new)
 
 
-@pytest.fixture(scope="module")
-def with_prior():
-    keras.utils.set_random_seed(0)
-    model, _ = trained(small_vq_vae())
-    model.fit_prior(X, prior=small_prior(), epochs=1, batch_size=16, verbose=0)
-    return model
-
-
+@pytest.mark.slow
 def test_saved_with_prior_and_loads_on_other_backends(with_prior, tmp_path):
     model = with_prior
     config = model.get_config()
     assert config["prior"]["class_name"] == "TransformerPrior"
     clone = assert_config_round_trip(model)
     assert isinstance(clone.prior, TransformerPrior)
-    loaded = assert_saved_model_round_trip(
-        model, X[:8], "reconstruct", tmp_path, atol=1e-5
-    )
+    loaded = assert_saved_model_round_trip(model, X[:8], "reconstruct", tmp_path, atol=1e-5)
     np.testing.assert_array_equal(loaded.encode(X), model.encode(X))
-    np.testing.assert_allclose(
-        loaded.sample(2, seed=3), model.sample(2, seed=3), atol=1e-5
-    )
+    np.testing.assert_allclose(loaded.sample(2, seed=3), model.sample(2, seed=3), atol=1e-5)
     np.testing.assert_allclose(
         loaded.prior.log_prob(model.encode(X[:8])),
         model.prior.log_prob(model.encode(X[:8])),
         rtol=1e-5,
     )
     # EMA codebook state is saved too: training resumes from it.
-    for a, b in zip(
-        numpy(model.quantizer.weights), numpy(loaded.quantizer.weights)
-    ):
+    for a, b in zip(numpy(model.quantizer.weights), numpy(loaded.quantizer.weights)):
         np.testing.assert_array_equal(a, b)
-    loaded.fit_prior(
-        X, epochs=1, batch_size=32, verbose=0
-    )  # prior keeps training
+    loaded.fit_prior(X, epochs=1, batch_size=32, verbose=0)  # prior keeps training
     (tmp_path / "other").mkdir()
-    reports = run_on_other_backends(
-        model, X[:8], "reconstruct", tmp_path / "other", atol=1e-4
-    )
+    reports = run_on_other_backends(model, X[:8], "reconstruct", tmp_path / "other", atol=1e-4)
     assert len(reports) == 2
 
 
@@ -149,6 +141,7 @@ def test_bad_inputs_raise_clear_errors():
         small_vq_vae(input_shape=(10, 10, 1))
 
 
+@pytest.mark.slow
 def test_export_signatures_match_the_model(with_prior, tmp_path):
     import tensorflow as tf
 
@@ -161,9 +154,7 @@ def test_export_signatures_match_the_model(with_prior, tmp_path):
     encoded = signatures["encode"](images=images)["encoding_indices"]
     np.testing.assert_array_equal(encoded.numpy(), codes)
     decoded = signatures["decode"](encoding_indices=tf.constant(codes))
-    np.testing.assert_allclose(
-        decoded["images"].numpy(), model.decode_indices(codes), atol=1e-5
-    )
+    np.testing.assert_allclose(decoded["images"].numpy(), model.decode_indices(codes), atol=1e-5)
     reconstruction = signatures["serving_default"](images=images)
     np.testing.assert_allclose(
         reconstruction["reconstruction"].numpy(),
@@ -179,9 +170,7 @@ def test_export_signatures_match_the_model(with_prior, tmp_path):
     )
     np.testing.assert_allclose(samples, expected, atol=1e-5)
     score = signatures["score"](images=images)["score"].numpy()
-    expected = keras.ops.convert_to_numpy(
-        model.negative_log_likelihood_tensor(X[:5])
-    )
+    expected = keras.ops.convert_to_numpy(model.negative_log_likelihood_tensor(X[:5]))
     np.testing.assert_allclose(score, expected, rtol=1e-4)
     # On JAX and torch the export runs in a TF subprocess: RuntimeError.
     with pytest.raises((ValueError, RuntimeError), match="fit_prior"):
