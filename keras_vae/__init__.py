@@ -13,10 +13,12 @@ from keras_vae.callbacks import NaNGuard
 from keras_vae.export import export_saved_model
 from keras_vae.models import (
     VAE,
+    VQVAE,
     BetaVAE,
     GenerativeModel,
     LSTMLanguageModel,
     TextVAE,
+    TransformerPrior,
 )
 from keras_vae.presets import from_preset, list_presets
 
@@ -28,7 +30,9 @@ __all__ = [
     "LSTMLanguageModel",
     "NaNGuard",
     "TextVAE",
+    "TransformerPrior",
     "VAE",
+    "VQVAE",
     "datasets",
     "export_saved_model",
     "from_preset",
