@@ -289,9 +289,18 @@ class TextVAE(GenerativeModel):
             )
 
     def _as_token_ids(self, x):
-        if _is_sentences(x):
-            return self.tokenize(x, max_length=self.max_length)
-        return x
+        """Sentences -> ids padded to the longest (at most `max_length`)."""
+        if not _is_sentences(x):
+            return x
+        sentences = self._sentence_list(x)
+        longest = int(self.vocabulary.lengths(sentences).max())
+        if longest > self.max_length:
+            raise ValueError(
+                f"A sentence has {longest} words, more than max_length="
+                f"{self.max_length}. Shorten or drop long sentences, or build "
+                "the model with a larger max_length."
+            )
+        return self.tokenize(sentences)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit` that also takes sentences (a list of str).
