@@ -82,8 +82,8 @@ RECIPES = {
             "final_learning_rate": 1e-4,
         },
         "batch_size": 128,
-        "epochs": 4,
-        "prior_epochs": 4,
+        "epochs": 1,
+        "prior_epochs": 3,
         "seed": 0,
     },
 }
