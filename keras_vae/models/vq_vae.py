@@ -146,6 +146,9 @@ class VQVAE(GenerativeModel):
             decay=self.decay,
             dead_code_threshold=self.dead_code_threshold,
             seed=seed,
+            # Distances, EMA statistics and the codebook stay float32 under
+            # a mixed-precision policy.
+            dtype="float32",
             name="quantizer",
         )
         self.decoder = self._build_decoder()
