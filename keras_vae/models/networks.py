@@ -58,12 +58,14 @@ def conv_encoder(input_shape, hidden_dims, activation="relu", name="encoder_netw
 def conv_decoder(
     latent_dim, output_shape, hidden_dims, activation="relu", name="decoder_network"
 ):
-    """Mirror of `conv_encoder` with sub-pixel (depth-to-space) upsampling.
+    """Mirror of `conv_encoder`: nearest-neighbour upsampling, then a 3x3 conv.
 
-    Each stage is a 3x3 convolution to `4 * filters` channels followed by
-    `DepthToSpace(2)`: the same upsampling as a stride-2 transposed
-    convolution, but its gradient is fast on every backend (XLA:CPU's
-    `Conv2DTranspose` gradient is about 30x slower than the forward pass).
+    Chosen by `benchmarks/train_throughput.py` (see benchmarks/RESULTS.md):
+    on a 2-core CPU it is the only design measured where every backend
+    trains at least half as fast as the fastest one. `Conv2DTranspose` has a
+    very slow gradient on XLA:CPU (JAX), and a sub-pixel `DepthToSpace`
+    decoder with 3x3 kernels costs 4x the multiply-adds and is very slow
+    on torch.
     """
     check_conv_shape(output_shape, len(hidden_dims))
     factor = 2 ** len(hidden_dims)
@@ -73,8 +75,8 @@ def conv_decoder(
     x = layers.Dense(math.prod(start), activation=activation)(inputs)
     x = layers.Reshape(start)(x)
     for filters in reversed(hidden_dims):
-        x = layers.Conv2D(4 * filters, 3, padding="same", activation=activation)(x)
-        x = DepthToSpace(2)(x)
+        x = layers.UpSampling2D(2)(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation=activation)(x)
     outputs = layers.Conv2D(channels, 3, padding="same")(x)
     return keras.Model(inputs, outputs, name=name)
 
