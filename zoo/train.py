@@ -325,9 +325,25 @@ def _hardware():
     return f"{cpu}; {os.cpu_count()} logical CPUs visible (shared machine); no GPU"
 
 
+# Presets whose recipes live in a sibling script with its own options.
+OTHER_SCRIPTS = {
+    "vq_vae_mnist": "zoo.train_vq_vae",
+    "beta_vae_sprites": "zoo.train_sprites",
+    "vae_sprites": "zoo.train_sprites",
+    "text_vae_ptb": "zoo.train_text",
+    "lstm_lm_ptb": "zoo.train_text",
+}
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in OTHER_SCRIPTS:
+        # `python -m zoo.train <preset>` reproduces every preset.
+        import importlib
+
+        return importlib.import_module(OTHER_SCRIPTS[argv[0]]).main(argv)
     parser = argparse.ArgumentParser(prog="python -m zoo.train", description=__doc__.split("\n")[0])
-    parser.add_argument("preset", choices=sorted(RECIPES))
+    parser.add_argument("preset", choices=sorted([*RECIPES, *OTHER_SCRIPTS]))
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--output", default=None, help="preset folder to write")
     parser.add_argument("--eval-samples", type=int, default=None)
