@@ -86,6 +86,34 @@ class GenerativeModel(Trainer, keras.Model):
         range. Called on NumPy inputs only (datasets are checked lazily).
         """
 
+    def _checked(self, x):
+        """`x` as a NumPy array, after `validate_inputs`."""
+        x = np.asarray(x)
+        self.validate_inputs(x)
+        return x
+
+    def check_image_batch(self, x, expected_shape):
+        """Raises a `ValueError` naming the problem unless `x` is a finite
+        float batch of shape `(batch, *expected_shape)`."""
+        x = np.asarray(x)
+        expected = tuple(expected_shape)
+        if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+            hint = ""
+            if x.shape[1:] == expected[:-1] and expected[-1] == 1:
+                hint = " Add the channel axis with x[..., None]."
+            raise ValueError(
+                f"Expected inputs of shape (batch, {', '.join(map(str, expected))}), "
+                f"got shape {x.shape}.{hint}"
+            )
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(
+                f"Expected floating-point inputs, got dtype {x.dtype}. Convert "
+                "images with x.astype('float32') / 255 (or the dataset's scale)."
+            )
+        if not np.all(np.isfinite(x)):
+            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+            raise ValueError(f"Inputs contain {bad} NaN or infinite values.")
+
     def _validate_array_inputs(self, x):
         if isinstance(x, (tuple, list)) and x and not np.isscalar(x[0]):
             x = x[0]

@@ -210,34 +210,13 @@ class VAE(GenerativeModel):
 
     def validate_inputs(self, x):
         x = np.asarray(x)
-        expected = self.input_shape_
-        if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
-            hint = ""
-            if x.shape[1:] == expected[:-1] and expected[-1] == 1:
-                hint = " Add the channel axis with x[..., None]."
-            raise ValueError(
-                f"Expected inputs of shape (batch, {', '.join(map(str, expected))}), "
-                f"got shape {x.shape}.{hint}"
-            )
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(
-                f"Expected floating-point inputs, got dtype {x.dtype}. Convert "
-                "images with x.astype('float32') / 255 (or the dataset's scale)."
-            )
-        if not np.all(np.isfinite(x)):
-            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-            raise ValueError(f"Inputs contain {bad} NaN or infinite values.")
+        self.check_image_batch(x, self.input_shape_)
         if self.likelihood == "bernoulli" and x.size and (x.min() < 0 or x.max() > 1):
             raise ValueError(
                 "A Bernoulli likelihood needs inputs in [0, 1]; got values in "
                 f"[{x.min()}, {x.max()}]. Scale pixels with x / 255, or use "
                 "likelihood='gaussian'."
             )
-
-    def _checked(self, x):
-        x = np.asarray(x)
-        self.validate_inputs(x)
-        return x
 
     def _checked_latents(self, z):
         z = np.asarray(z, dtype="float32")

@@ -225,30 +225,7 @@ class VQVAE(GenerativeModel):
     # Input checks.
 
     def validate_inputs(self, x):
-        x = np.asarray(x)
-        expected = self.input_shape_
-        if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
-            hint = ""
-            if x.shape[1:] == expected[:-1] and expected[-1] == 1:
-                hint = " Add the channel axis with x[..., None]."
-            raise ValueError(
-                f"Expected inputs of shape (batch, "
-                f"{', '.join(map(str, expected))}), "
-                f"got shape {x.shape}.{hint}"
-            )
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(
-                f"Expected floating-point inputs, got dtype {x.dtype}. Convert "
-                "images with x.astype('float32') / 255."
-            )
-        if not np.all(np.isfinite(x)):
-            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-            raise ValueError(f"Inputs contain {bad} NaN or infinite values.")
-
-    def _checked(self, x):
-        x = np.asarray(x)
-        self.validate_inputs(x)
-        return x
+        self.check_image_batch(x, self.input_shape_)
 
     def _checked_indices(self, indices):
         indices = np.asarray(indices)
