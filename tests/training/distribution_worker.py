@@ -2,7 +2,7 @@
 
 Usage: KERAS_BACKEND=jax python distribution_worker.py jax
        KERAS_BACKEND=tensorflow python distribution_worker.py tensorflow
-       KERAS_BACKEND=torch python distribution_worker.py torch RANK INIT WEIGHTS
+       KERAS_BACKEND=torch python distribution_worker.py torch RANK PORT WEIGHTS
 
 Device counts must be fixed before the backend starts (XLA_FLAGS for JAX,
 logical devices for TensorFlow), hence a process of its own. Each scenario
@@ -251,10 +251,15 @@ def run_tensorflow():
     return report
 
 
-def ddp_train(rank, world_size, init_file, weights):
+def ddp_train(rank, world_size, store, weights):
     """One process of a data-parallel run with torch DDP (gloo, CPU): each
     rank trains on its slice of every global batch. Returns the losses
-    logged like `fit`'s (running mean over the epoch) and the weights."""
+    logged like `fit`'s (running mean over the epoch) and the weights.
+
+    `store` is a `torch.distributed.TCPStore` the test process serves. A
+    FileStore is not used: its file is deleted when the first ranks' stores
+    are destroyed, and a later access waits for it for the whole timeout.
+    """
     import datetime
 
     import torch
@@ -262,10 +267,10 @@ def ddp_train(rank, world_size, init_file, weights):
 
     dist.init_process_group(
         "gloo",
-        init_method=f"file://{init_file}",
+        store=store,
         rank=rank,
         world_size=world_size,
-        timeout=datetime.timedelta(seconds=300),
+        timeout=datetime.timedelta(seconds=120),
     )
     try:
         model = make_vae(deterministic=True)
@@ -298,6 +303,7 @@ def ddp_train(rank, world_size, init_file, weights):
                 dist.all_reduce(global_loss)
                 total += float(global_loss) / world_size
                 losses.append(total / (step + 1))
+        dist.barrier()  # no rank tears the group down while another uses it
         return losses, model
     finally:
         dist.destroy_process_group()
@@ -305,13 +311,24 @@ def ddp_train(rank, world_size, init_file, weights):
 
 if __name__ == "__main__":
     if sys.argv[1] == "torch":
-        rank, init_file, weights_file = (
-            int(sys.argv[2]),
-            sys.argv[3],
-            sys.argv[4],
-        )
+        import datetime
+        import faulthandler
+
+        import torch.distributed as dist
+
+        # A hang shows where it is in the log the test prints.
+        faulthandler.dump_traceback_later(150, exit=True)
+        rank, port, weights_file = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
         with np.load(weights_file) as stored:
             weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
-        ddp_train(rank, NUM_DEVICES["torch"], init_file, weights)
+        store = dist.TCPStore(
+            "127.0.0.1",
+            port,
+            NUM_DEVICES["torch"],
+            is_master=False,
+            timeout=datetime.timedelta(seconds=120),
+        )
+        ddp_train(rank, NUM_DEVICES["torch"], store, weights)
+        print("rank", rank, "finished", flush=True)
     else:
         print(json.dumps({"jax": run_jax, "tensorflow": run_tensorflow}[sys.argv[1]]()))
