@@ -19,6 +19,14 @@ draws the noise of `sample` and `score` with TensorFlow's *stateless* RNG
 same seed always returns the same samples and the same input always gets the
 same score. Any model implementing the protocol exports, with no code here.
 
+Text models (`kv.TextVAE`) work on token ids in the protocol and name their
+`Vocabulary` in `serving_spec()["vocabulary"]`; the export then adds the
+string mapping in TensorFlow ops, so the signatures take `sentences` (a
+string per example, split on whitespace, unknown words -> `<unk>`) and
+return `sentences` where the model returns `token_ids`: `serving_default`
+(greedy reconstruction), `encode`, `decode` (latents -> greedy sentences),
+`sample` (`z ~ N(0, I)` decoded greedily) and `score` (nats per sentence).
+
 Backends: the SavedModel is always traced on the TensorFlow backend, so it
 contains plain TF ops (no `XlaCallModule` from jax2tf) and needs nothing but
 TF Serving to run. A model living on the JAX or torch backend is saved to a
@@ -48,9 +56,7 @@ import keras
 SIGNATURES = ("serving_default", "encode", "decode", "sample", "score")
 
 
-def export_saved_model(
-    model, path, version=1, score_num_samples=1, score_seed=0, overwrite=False
-):
+def export_saved_model(model, path, version=1, score_num_samples=1, score_seed=0, overwrite=False):
     """Writes `model` as a SavedModel with serving signatures.
 
     Args:
@@ -74,9 +80,7 @@ def export_saved_model(
     if version < 1:
         raise ValueError(f"`version` must be a positive int, got {version}.")
     if int(score_num_samples) < 1:
-        raise ValueError(
-            f"`score_num_samples` must be >= 1, got {score_num_samples}."
-        )
+        raise ValueError(f"`score_num_samples` must be >= 1, got {score_num_samples}.")
     for method in ("serving_spec", "encode_tensor", "decode_tensor"):
         if not hasattr(model, method):
             raise TypeError(
@@ -93,8 +97,7 @@ def export_saved_model(
     target = os.path.join(path, str(version))
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(
-            f"{target!r} already exists; pick another `version` or pass "
-            "overwrite=True."
+            f"{target!r} already exists; pick another `version` or pass overwrite=True."
         )
     os.makedirs(path, exist_ok=True)
     # Write next to the target, then rename: TF Serving never sees a half
@@ -103,13 +106,9 @@ def export_saved_model(
     try:
         staged = os.path.join(staging, "saved_model")
         if keras.backend.backend() == "tensorflow":
-            _write_saved_model(
-                model, staged, int(score_num_samples), int(score_seed)
-            )
+            _write_saved_model(model, staged, int(score_num_samples), int(score_seed))
         else:
-            _export_in_subprocess(
-                model, staged, int(score_num_samples), int(score_seed)
-            )
+            _export_in_subprocess(model, staged, int(score_num_samples), int(score_seed))
         if os.path.exists(target):
             shutil.rmtree(target)
         os.replace(staged, target)
@@ -134,19 +133,14 @@ def _export_in_subprocess(model, target, score_num_samples, score_seed):
             "--score-seed",
             str(score_seed),
         ]
-        if module not in ("__main__", "builtins") and not module.startswith(
-            "keras_vae."
-        ):
+        if module not in ("__main__", "builtins") and not module.startswith("keras_vae."):
             command += ["--import", module]
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        result = subprocess.run(
-            command, env=env, capture_output=True, text=True
-        )
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(
-                "Exporting on the TensorFlow backend (subprocess) failed:\n"
-                + result.stderr[-4000:]
+                "Exporting on the TensorFlow backend (subprocess) failed:\n" + result.stderr[-4000:]
             )
 
 
@@ -164,10 +158,12 @@ def _noise(tf, shape, distribution, seed):
 
 
 def serving_functions(model, score_num_samples=1, score_seed=0):
-    """The five serving functions of `model` as `tf.function`s.
+    """The five serving functions of `model`.
 
-    TensorFlow backend only. Returns a dict: signature name -> concrete
-    `tf.function` with its input signature, as exported.
+    TensorFlow backend only. Returns `(functions, resources)`: a dict from
+    signature name to `(function, input_signature)`, as exported, and the
+    TensorFlow resources (lookup tables) the functions use besides the
+    model's variables.
     """
     import tensorflow as tf
 
@@ -177,35 +173,38 @@ def serving_functions(model, score_num_samples=1, score_seed=0):
     sample_shape, sample_dist = spec["sample_noise"]
     score_noise = spec.get("score_noise")
     input_spec = _spec(tf, in_name, in_shape, in_dtype)
+    to_model, from_model = (lambda x: x), (lambda outputs: outputs)
+    resources = []
+    if spec.get("vocabulary") is not None:
+        input_spec = tf.TensorSpec((None,), tf.string, name="sentences")
+        to_model, from_model, table = _text_codec(tf, spec["vocabulary"])
+        resources.append(table)
 
     def reconstruct(inputs):
-        return model.reconstruct_tensor(inputs)
+        return from_model(model.reconstruct_tensor(to_model(inputs)))
 
     def encode(inputs):
-        return model.encode_tensor(inputs)
+        return from_model(model.encode_tensor(to_model(inputs)))
 
     def decode(codes):
-        return model.decode_tensor(codes)
+        return from_model(model.decode_tensor(codes))
 
     def sample(num_samples, seed):
         shape = tf.concat([[num_samples], tuple(sample_shape)], axis=0)
         seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-        return model.sample_from_noise(_noise(tf, shape, sample_dist, seed))
+        return from_model(model.sample_from_noise(_noise(tf, shape, sample_dist, seed)))
 
     def score(inputs):
+        inputs = to_model(inputs)
         noise = None
         if score_noise is not None:
             noise_shape, noise_dist = score_noise
-            shape = tf.concat(
-                [tf.shape(inputs)[:1], tuple(noise_shape)], axis=0
-            )
-            noise = _noise(
-                tf, shape, noise_dist, tf.constant([score_seed, 1], tf.int64)
-            )
+            shape = tf.concat([tf.shape(inputs)[:1], tuple(noise_shape)], axis=0)
+            noise = _noise(tf, shape, noise_dist, tf.constant([score_seed, 1], tf.int64))
             noise = tf.ensure_shape(noise, (None,) + tuple(noise_shape))
         return model.score_from_noise(inputs, noise)
 
-    return {
+    functions = {
         "serving_default": (reconstruct, [input_spec]),
         "encode": (encode, [input_spec]),
         "decode": (decode, [_spec(tf, code_name, code_shape, code_dtype)]),
@@ -218,12 +217,56 @@ def serving_functions(model, score_num_samples=1, score_seed=0):
         ),
         "score": (score, [input_spec]),
     }
+    return functions, resources
+
+
+def _text_codec(tf, vocabulary):
+    """TensorFlow versions of `vocabulary.tokenize` / `detokenize`.
+
+    Returns `(to_ids, from_model, table)`: `to_ids` maps a string batch to padded
+    id rows `<bos> w1 .. wn <eos> <pad>..`; `from_model` replaces a
+    `token_ids` output by `sentences` (reading stops at the first `<eos>`
+    or `<pad>`, `<bos>` is skipped); `table` is the word -> id table.
+    """
+    words = tf.constant(vocabulary.id_to_token)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(words, tf.range(vocabulary.size, dtype=tf.int32)),
+        default_value=vocabulary.unk_id,
+    )
+
+    def to_ids(sentences):
+        ids = table.lookup(tf.strings.split(sentences))
+        column = tf.ones(tf.stack([ids.nrows(), 1]), dtype=tf.int32)
+
+        def edge(token_id):
+            return tf.RaggedTensor.from_tensor(column * token_id)
+
+        ids = tf.concat([edge(vocabulary.bos_id), ids, edge(vocabulary.eos_id)], axis=1)
+        return ids.to_tensor(default_value=vocabulary.pad_id)
+
+    def from_model(outputs):
+        if "token_ids" not in outputs:
+            return outputs
+        outputs = dict(outputs)
+        ids = tf.cast(outputs.pop("token_ids"), tf.int32)
+        reading = tf.logical_and(
+            tf.not_equal(ids, vocabulary.eos_id), tf.not_equal(ids, vocabulary.pad_id)
+        )
+        reading = tf.cast(tf.math.cumprod(tf.cast(reading, tf.int32), axis=1), tf.bool)
+        keep = tf.logical_and(reading, tf.not_equal(ids, vocabulary.bos_id))
+        kept = tf.ragged.boolean_mask(tf.gather(words, ids), keep)
+        outputs["sentences"] = tf.strings.reduce_join(kept, axis=1, separator=" ")
+        return outputs
+
+    return to_ids, from_model, table
 
 
 def _write_saved_model(model, target, score_num_samples, score_seed):
     archive = keras.export.ExportArchive()
     archive.track(model)
-    functions = serving_functions(model, score_num_samples, score_seed)
+    functions, resources = serving_functions(model, score_num_samples, score_seed)
+    for resource in resources:
+        archive.track(resource)
     for name in SIGNATURES:
         fn, signature = functions[name]
         archive.add_endpoint(name, fn, input_signature=signature)
@@ -257,9 +300,7 @@ def main(argv=None):
     for module in args.modules:
         importlib.import_module(module)
     model = keras.models.load_model(args.model, compile=False)
-    _write_saved_model(
-        model, args.target, args.score_num_samples, args.score_seed
-    )
+    _write_saved_model(model, args.target, args.score_num_samples, args.score_seed)
 
 
 if __name__ == "__main__":

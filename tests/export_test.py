@@ -183,3 +183,51 @@ def test_bad_arguments(tmp_path):
         kv.export_saved_model(
             keras.Sequential([keras.layers.Dense(1)]), tmp_path
         )
+
+
+def test_text_vae_exports_strings_in_and_out(tmp_path):
+    """A TextVAE's signatures take and return sentences: the vocabulary
+    is in the SavedModel as a lookup table, decoding is a graph loop."""
+    from tests.models.text_vae_test import CORPUS, tiny, trained
+
+    keras.utils.set_random_seed(0)
+    model = trained(tiny(latent_dim=3), epochs=6)
+    path = kv.export_saved_model(model, tmp_path / "text_vae", score_num_samples=SCORE_SAMPLES)
+    loaded = tf.saved_model.load(path)
+    # An unknown word, a sentence longer than any seen, an empty one.
+    sentences = [CORPUS[0], "the zebra ate the fish", "a dog " * 5, ""]
+    feed = tf.constant(sentences)
+
+    out = loaded.signatures["serving_default"](sentences=feed)
+    assert [s.decode() for s in out["sentences"].numpy()] == model.reconstruct(sentences)
+
+    out = loaded.signatures["encode"](sentences=feed)
+    z_mean, z_log_var = model.encode(sentences)
+    np.testing.assert_allclose(out["z_mean"], z_mean, atol=1e-5)
+    np.testing.assert_allclose(out["z_log_var"], z_log_var, atol=1e-5)
+
+    z = np.random.default_rng(0).standard_normal((6, 3)).astype("float32")
+    out = loaded.signatures["decode"](z=tf.constant(z))
+    assert [s.decode() for s in out["sentences"].numpy()] == model.decode(z)
+
+    request = dict(num_samples=tf.constant(5), seed=tf.constant(3, tf.int64))
+    first = loaded.signatures["sample"](**request)["sentences"].numpy()
+    np.testing.assert_array_equal(first, loaded.signatures["sample"](**request)["sentences"])
+    noise = tf.random.stateless_normal((5, 3), seed=[3, 0]).numpy()
+    assert [s.decode() for s in first] == model.decode(noise)
+
+    score = loaded.signatures["score"](sentences=feed)["score"].numpy()
+    noise = tf.random.stateless_normal((4, SCORE_SAMPLES, 3), seed=[0, 1]).numpy()
+    expected = numpy(model.score_from_noise(model.tokenize(sentences), noise))["score"]
+    np.testing.assert_allclose(score, expected, rtol=1e-5, atol=1e-4)
+    # The same quantity as the Keras verb, up to the estimate's noise.
+    np.testing.assert_allclose(
+        score, -model.log_likelihood(sentences, num_samples=256), rtol=0.05, atol=0.5
+    )
+
+
+def test_a_model_without_latent_does_not_export(tmp_path):
+    from tests.models.text_vae_test import tiny
+
+    with pytest.raises(TypeError, match="no latent"):
+        kv.export_saved_model(tiny(kv.LSTMLanguageModel), tmp_path)

@@ -606,6 +606,103 @@ class TextVAE(GenerativeModel):
         return output
 
     # ------------------------------------------------------------------
+    # Serving protocol (keras_vae.export): token ids in and out, in
+    # keras.ops. The export adds the vocabulary's string <-> id mapping
+    # around it, so the SavedModel takes and returns sentences.
+
+    def serving_spec(self, score_num_samples=1):
+        """See `GenerativeModel.serving_spec`. Inputs are token id rows
+        (`tokenize`); the extra `"vocabulary"` entry asks the export to
+        take and return strings. `sample` decodes `z ~ N(0, I)` greedily."""
+        if not self.latent_dim:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no latent: it has no encode, "
+                "decode or sample signatures to export."
+            )
+        return {
+            "inputs": ("token_ids", (None,), "int32"),
+            "codes": ("z", (self.latent_dim,), "float32"),
+            "sample_noise": ((self.latent_dim,), "normal"),
+            "score_noise": ((int(score_num_samples), self.latent_dim), "normal"),
+            "vocabulary": self.vocabulary,
+        }
+
+    def encode_tensor(self, inputs):
+        z_mean, z_log_var = self.encoder(ops.cast(inputs, "int32"), training=False)
+        return {"z_mean": z_mean, "z_log_var": z_log_var}
+
+    def decode_tensor(self, codes):
+        return {"token_ids": self.greedy_decode_tensor(codes)}
+
+    def reconstruct_tensor(self, inputs):
+        return self.decode_tensor(self.encode_tensor(inputs)["z_mean"])
+
+    def sample_from_noise(self, noise):
+        return self.decode_tensor(noise)
+
+    def score_from_noise(self, inputs, noise):
+        """Negative ELBO (`noise` of shape `(batch, 1, latent_dim)`) or
+        negative IWAE bound (`(batch, k, latent_dim)`, `k > 1`) in nats per
+        sentence."""
+        token_ids = ops.cast(inputs, "int32")
+        z_mean, z_log_var = self.encoder(token_ids, training=False)
+        noise = ops.cast(noise, "float32")
+        num_samples = noise.shape[1]
+        z = z_mean[:, None] + ops.exp(0.5 * z_log_var)[:, None] * noise
+        log_px_z = ops.sum(
+            self._decode_log_probs(
+                ops.repeat(token_ids, num_samples, axis=0),
+                ops.reshape(z, (-1, self.latent_dim)),
+            ),
+            axis=1,
+        )
+        log_px_z = ops.reshape(log_px_z, (-1, num_samples))
+        if num_samples == 1:
+            kl = ops.sum(losses.gaussian_kl(z_mean, z_log_var), axis=-1)
+            return {"score": kl - log_px_z[:, 0]}
+        log_pz = losses.standard_normal_log_prob(z)
+        log_qz = losses.diagonal_gaussian_log_prob(z, z_mean[:, None], z_log_var[:, None])
+        log_w = log_px_z + log_pz - log_qz
+        return {"score": float(np.log(num_samples)) - ops.logsumexp(log_w, axis=1)}
+
+    def greedy_decode_tensor(self, z):
+        """Greedy decoding of latents `z` in `keras.ops` (a `fori_loop`
+        over `max_length` steps, so it traces into a graph).
+
+        Returns int32 token ids of shape `(batch, max_length + 1)`: the
+        words, `<eos>`, then `<pad>` (no `<bos>`), as `detokenize` reads
+        them. Gives the same words as `decode(z, decoding="greedy")`.
+        """
+        vocabulary, decoder = self.vocabulary, self.text_decoder
+        eos, pad = vocabulary.eos_id, vocabulary.pad_id
+        z = ops.cast(z, "float32")
+        batch = ops.shape(z)[0]
+        banned = np.zeros((vocabulary.size,), dtype="float32")
+        banned[[pad, vocabulary.bos_id]] = -np.inf  # never generated
+        banned = ops.convert_to_tensor(banned)
+        columns = ops.arange(self.max_length + 1, dtype="int32")[None, :]
+
+        def step(t, carry):
+            tokens, hidden, cell, done, output = carry
+            log_probs, (hidden, cell) = decoder.step(tokens, [hidden, cell], z)
+            tokens = ops.cast(ops.argmax(log_probs + banned, axis=-1), "int32")
+            tokens = ops.where(done, eos, tokens)
+            written = ops.where(done, pad, tokens)
+            output = ops.where(columns == t, written[:, None], output)
+            done = ops.logical_or(done, ops.equal(tokens, eos))
+            return tokens, hidden, cell, done, output
+
+        hidden, cell = decoder.initial_state(z, batch)
+        carry = (
+            ops.full((batch,), vocabulary.bos_id, dtype="int32"),
+            hidden,
+            cell,
+            ops.zeros((batch,), dtype="bool"),
+            ops.full((batch, self.max_length + 1), pad, dtype="int32"),
+        )
+        return ops.fori_loop(0, self.max_length, step, carry)[-1]
+
+    # ------------------------------------------------------------------
     # Likelihoods.
 
     def num_tokens(self, sentences):
