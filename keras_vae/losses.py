@@ -103,3 +103,40 @@ def gaussian_kl(mean, log_var):
     """
     mean, log_var = _float32(mean, log_var)
     return 0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var)
+
+
+def negative_bound(log_px_z, z, mean, log_var):
+    """Per-example negative ELBO (one sample) or negative IWAE bound.
+
+    The `k` samples `z` of each example are drawn from its posterior
+    `N(mean, exp(log_var))`. With `k = 1` this is the negative ELBO with the
+    closed-form KL, `KL - log p(x|z)`; with `k > 1` the negative
+    importance-weighted bound `-log mean_k p(x|z_k) p(z_k) / q(z_k|x)`
+    (Burda et al. 2016), which tends to `-log p(x)` as `k` grows.
+
+    Args:
+        log_px_z: `log p(x|z_k)`, shape `(batch, k)`.
+        z: the samples, shape `(batch, k, latent_dim)`.
+        mean: posterior means, shape `(batch, latent_dim)`.
+        log_var: posterior log-variances, shape `(batch, latent_dim)`.
+
+    Returns:
+        Tensor of shape `(batch,)`, in nats.
+
+    Example:
+
+    >>> import numpy as np
+    >>> zeros = np.zeros((1, 2), "float32")
+    >>> float(negative_bound(np.full((1, 1), -3.0), zeros[:, None], zeros, zeros)[0])
+    3.0
+    """
+    log_px_z, z, mean, log_var = _float32(log_px_z, z, mean, log_var)
+    num_samples = z.shape[1]
+    if num_samples == 1:
+        return ops.sum(gaussian_kl(mean, log_var), axis=-1) - log_px_z[:, 0]
+    log_w = (
+        log_px_z
+        + standard_normal_log_prob(z)
+        - diagonal_gaussian_log_prob(z, mean[:, None], log_var[:, None])
+    )
+    return math.log(num_samples) - ops.logsumexp(log_w, axis=1)

@@ -27,9 +27,7 @@ def test_gaussian_matches_numpy():
     mean = RNG.normal(size=(3, 4)).astype("float32")
     log_var = RNG.normal(size=(4,)).astype("float32")
     var = np.exp(log_var)
-    expected = np.sum(
-        -0.5 * np.log(2 * np.pi * var) - (x - mean) ** 2 / (2 * var), axis=1
-    )
+    expected = np.sum(-0.5 * np.log(2 * np.pi * var) - (x - mean) ** 2 / (2 * var), axis=1)
     actual = ops.convert_to_numpy(losses.gaussian_log_likelihood(x, mean, log_var))
     np.testing.assert_allclose(actual, expected, rtol=1e-5)
 
@@ -48,3 +46,28 @@ def test_losses_compute_in_float32():
     x = np.ones((2, 3), "float16")
     out = losses.bernoulli_log_likelihood(x, np.zeros((2, 3), "float16"))
     assert ops.convert_to_numpy(out).dtype == np.float32
+
+
+def test_negative_bound_elbo_and_importance_weighted():
+    mean = RNG.normal(size=(3, 2)).astype("float32")
+    log_var = RNG.normal(size=(3, 2)).astype("float32") * 0.3
+    z = (mean[:, None] + np.exp(0.5 * log_var)[:, None] * RNG.normal(size=(3, 4, 2))).astype(
+        "float32"
+    )
+    log_px_z = RNG.normal(size=(3, 4)).astype("float32") - 5.0
+
+    # k = 1: closed-form KL minus the reconstruction term.
+    kl = 0.5 * np.sum(np.exp(log_var) + mean**2 - 1 - log_var, axis=-1)
+    one = ops.convert_to_numpy(losses.negative_bound(log_px_z[:, :1], z[:, :1], mean, log_var))
+    np.testing.assert_allclose(one, kl - log_px_z[:, 0], rtol=1e-5)
+
+    # k = 4: -log mean_k exp(log w_k), log w = log p(x|z) + log p(z) - log q(z|x).
+    log_pz = -0.5 * np.sum(np.log(2 * np.pi) + z**2, axis=-1)
+    log_qz = -0.5 * np.sum(
+        np.log(2 * np.pi) + log_var[:, None] + (z - mean[:, None]) ** 2 / np.exp(log_var[:, None]),
+        axis=-1,
+    )
+    log_w = log_px_z + log_pz - log_qz
+    expected = -np.log(np.mean(np.exp(log_w), axis=1))
+    actual = ops.convert_to_numpy(losses.negative_bound(log_px_z, z, mean, log_var))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5)

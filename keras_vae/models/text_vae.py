@@ -657,13 +657,7 @@ class TextVAE(GenerativeModel):
             axis=1,
         )
         log_px_z = ops.reshape(log_px_z, (-1, num_samples))
-        if num_samples == 1:
-            kl = ops.sum(losses.gaussian_kl(z_mean, z_log_var), axis=-1)
-            return {"score": kl - log_px_z[:, 0]}
-        log_pz = losses.standard_normal_log_prob(z)
-        log_qz = losses.diagonal_gaussian_log_prob(z, z_mean[:, None], z_log_var[:, None])
-        log_w = log_px_z + log_pz - log_qz
-        return {"score": float(np.log(num_samples)) - ops.logsumexp(log_w, axis=1)}
+        return {"score": losses.negative_bound(log_px_z, z, z_mean, z_log_var)}
 
     def greedy_decode_tensor(self, z):
         """Greedy decoding of latents `z` in `keras.ops` (a `fori_loop`

@@ -414,14 +414,7 @@ class VAE(GenerativeModel):
         log_px_z = ops.reshape(
             self.reconstruction_log_likelihood(x_rep, outputs), (-1, num_samples)
         )
-        if num_samples == 1:
-            kl = ops.sum(losses.gaussian_kl(z_mean, z_log_var), axis=-1)
-            return {"score": kl - log_px_z[:, 0]}
-        log_pz = losses.standard_normal_log_prob(z)
-        log_qz = losses.diagonal_gaussian_log_prob(z, z_mean[:, None], z_log_var[:, None])
-        log_w = log_px_z + log_pz - log_qz
-        log_px = ops.logsumexp(log_w, axis=1) - float(np.log(num_samples))
-        return {"score": -log_px}
+        return {"score": losses.negative_bound(log_px_z, z, z_mean, z_log_var)}
 
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
