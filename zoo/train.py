@@ -21,11 +21,8 @@ Short mode, as used by the tests:
 """
 
 import argparse
-import hashlib
 import json
 import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,6 +34,7 @@ import keras_vae as kv
 from keras_vae import presets
 from keras_vae.metrics.active_units import active_units
 from keras_vae.models import networks
+from zoo import common
 
 # Cheap re-check of the headline metric (tests/zoo/presets_metrics_test.py).
 CHECK_SAMPLES = 100
@@ -50,9 +48,9 @@ RECIPES = {
         "description": (
             "Convolutional VAE on statically binarized MNIST: a deep conv "
             "encoder (two 3x3 convs per stage + dense 512), 32 latent "
-            "dimensions with a N(0, I) prior, and a lean sub-pixel conv "
-            "decoder (dense 512, ~4.5M multiply-adds per image) with a "
-            "Bernoulli likelihood."
+            "dimensions with a N(0, I) prior, and a sub-pixel conv decoder "
+            "(dense 512, 64 and 16 channels, ~16M multiply-adds per image) "
+            "with a Bernoulli likelihood."
         ),
         "dataset": "binarized_mnist",
         "splits": {"train": "train", "valid": "valid", "test": "test"},
@@ -69,7 +67,7 @@ RECIPES = {
         },
         "decoder": {
             "builder": "lean_conv_decoder",
-            "hidden_dims": [8, 32],
+            "hidden_dims": [16, 64],
             "dense_units": 512,
         },
         "optimizer": {
@@ -78,7 +76,7 @@ RECIPES = {
             "final_learning_rate": 1e-4,
         },
         "batch_size": 128,
-        "epochs": 36,
+        "epochs": 70,
         "early_stopping_patience": 15,
         "seed": 0,
         "eval_samples": 1000,
@@ -121,58 +119,6 @@ class _NegativeElbo(keras.callbacks.Callback):
             logs["val_neg_elbo"] = logs["val_reconstruction_loss"] + logs["val_kl_loss"]
 
 
-class _KeepBest(keras.callbacks.Callback):
-    """Saves the weights with the lowest `val_neg_elbo`, atomically; the best
-    value survives restarts (it is stored in `best.json`)."""
-
-    def __init__(self, run_dir):
-        super().__init__()
-        self.weights_path = Path(run_dir) / "best.weights.h5"
-        self.record_path = Path(run_dir) / "best.json"
-        self.record = {"val_neg_elbo": float("inf"), "epoch": None}
-        if self.record_path.is_file() and self.weights_path.is_file():
-            self.record = json.loads(self.record_path.read_text())
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = float((logs or {}).get("val_neg_elbo", float("inf")))
-        if value < self.record["val_neg_elbo"]:
-            tmp = self.weights_path.with_name("best.part.weights.h5")
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.weights_path)
-            self.record = {"val_neg_elbo": value, "epoch": epoch + 1}
-            _write_json(self.record_path, self.record)
-
-
-class _Log(keras.callbacks.Callback):
-    """Prints each epoch's logs; accumulates the training wall time across
-    restarts in `train_seconds.json`."""
-
-    def __init__(self, run_dir):
-        super().__init__()
-        self.path = Path(run_dir) / "train_seconds.json"
-        self.previous = 0.0
-        if self.path.is_file():
-            self.previous = json.loads(self.path.read_text())["seconds"]
-        self.start = time.time()
-        self.epochs_completed = None
-
-    def seconds(self):
-        return self.previous + time.time() - self.start
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs_completed = epoch + 1
-        _write_json(self.path, {"seconds": self.seconds()})
-        items = " ".join(f"{k}={v:.3f}" for k, v in sorted((logs or {}).items()))
-        print(f"epoch {epoch + 1} [{self.seconds():.0f}s] {items}", flush=True)
-
-
-def _write_json(path, obj):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def _learning_rate(recipe, steps):
     opt = recipe["optimizer"]
     return keras.optimizers.schedules.CosineDecay(
@@ -190,17 +136,17 @@ def train(recipe, epochs, run_dir, x_train, x_valid, stop_now=False):
     steps = epochs * -(-len(x_train) // batch_size)
     model.compile(optimizer=keras.optimizers.Adam(_learning_rate(recipe, steps)))
     done_path = run_dir / "done.json"
-    keep_best = _KeepBest(run_dir)
+    keep_best = common.KeepBest(run_dir, monitor="val_neg_elbo")
     if not done_path.is_file() and stop_now:
         # Stop where an interrupted run is and keep its best weights.
         progress = run_dir / "backup" / "training_metadata.json"
         completed = None
         if progress.is_file():
             completed = json.loads(progress.read_text())["epoch"]
-        _write_json(
+        common.write_json(
             done_path,
             {
-                "train_seconds": _Log(run_dir).previous,
+                "train_seconds": common.EpochLog(run_dir).previous,
                 "best": keep_best.record,
                 "epochs_requested": epochs,
                 "epochs_completed": completed,
@@ -208,7 +154,7 @@ def train(recipe, epochs, run_dir, x_train, x_valid, stop_now=False):
             },
         )
     elif not done_path.is_file():
-        log = _Log(run_dir)
+        log = common.EpochLog(run_dir)
         callbacks = [
             keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
             _NegativeElbo(),
@@ -229,7 +175,7 @@ def train(recipe, epochs, run_dir, x_train, x_valid, stop_now=False):
             callbacks=callbacks,
             verbose=0,
         )
-        _write_json(
+        common.write_json(
             done_path,
             {
                 "train_seconds": log.seconds(),
@@ -313,18 +259,6 @@ def evaluate(model, run_dir, x_valid, x_test, eval_samples, eval_images, chunk=5
     return metrics
 
 
-def _hardware():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}; {os.cpu_count()} logical CPUs visible (shared machine); no GPU"
-
-
 # Presets whose recipes live in a sibling script with its own options.
 OTHER_SCRIPTS = {
     "vq_vae_mnist": "zoo.train_vq_vae",
@@ -375,25 +309,9 @@ def main(argv=None):
     if min(epochs, eval_samples, eval_images, given(train_images, 1)) < 1:
         parser.error("--epochs, --eval-samples, --eval-images and --train-images must be >= 1")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
-    run_key = hashlib.sha256(
-        json.dumps(
-            [recipe, epochs, train_images, keras.backend.backend()],
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:12]
-    run_dir = Path(
-        args.run_dir or presets.keras_home() / "keras_vae" / "runs" / f"{args.preset}-{run_key}"
-    )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Run folder: {run_dir}", flush=True)
-    command = "python -m zoo.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    run_dir = common.run_folder(args.preset, [recipe, epochs, train_images], args.run_dir)
+    commands = common.record_command(run_dir, "zoo.train", argv)
     wall_start = time.time()
-    commands_path = run_dir / "commands.json"
-    commands = []
-    if commands_path.is_file():
-        commands = json.loads(commands_path.read_text())
-    commands.append(command)
-    _write_json(commands_path, commands)
 
     splits = recipe["splits"]
     (x_train, _), (x_valid, _), (x_test, _) = kv.datasets.load(
@@ -434,7 +352,7 @@ def main(argv=None):
         "best_val_neg_elbo": training["best"]["val_neg_elbo"],
         "train_seconds": round(training["train_seconds"], 1),
         "wall_seconds_this_invocation": round(time.time() - wall_start, 1),
-        "hardware": _hardware(),
+        "hardware": common.hardware(),
         "trained_on_backend": keras.backend.backend(),
         "metrics": metrics,
         "nll_protocol": protocol,

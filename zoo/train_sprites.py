@@ -30,13 +30,8 @@ Smoke run (what the test does; not a trained model):
 """
 
 import argparse
-import hashlib
 import json
 import os
-import platform
-import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -50,6 +45,7 @@ from keras_vae.metrics.active_units import active_units
 from keras_vae.metrics.dci import dci_disentanglement
 from keras_vae.metrics.factor_vae import factor_vae_score
 from keras_vae.metrics.mig import mutual_information_gap
+from zoo import common
 
 # Full evaluation: disentanglement_lib's sample sizes, scaled by
 # --eval-fraction for smoke runs.
@@ -149,37 +145,6 @@ def build_model(recipe):
     return classes[recipe["class"]](**architecture, **recipe["model"], seed=recipe["seed"])
 
 
-def _write_json(path, obj):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-class _Log(keras.callbacks.Callback):
-    """Prints each epoch's logs; accumulates the training wall time across
-    restarts in `train_seconds.json`."""
-
-    def __init__(self, run_dir):
-        super().__init__()
-        self.path = Path(run_dir) / "train_seconds.json"
-        self.previous = 0.0
-        if self.path.is_file():
-            self.previous = json.loads(self.path.read_text())["seconds"]
-        self.start = time.time()
-        self.history = []
-
-    def seconds(self):
-        return self.previous + time.time() - self.start
-
-    def on_epoch_end(self, epoch, logs=None):
-        _write_json(self.path, {"seconds": self.seconds()})
-        logs = {k: float(v) for k, v in (logs or {}).items()}
-        self.history.append({"epoch": epoch + 1, **logs})
-        items = " ".join(f"{k}={v:.3f}" for k, v in sorted(logs.items()))
-        print(f"epoch {epoch + 1} [{self.seconds():.0f}s] {items}", flush=True)
-
-
 def _keep_tf_off_the_gpu():
     """The input pipeline is tf.data; on JAX / torch keep TensorFlow from
     reserving the GPU memory the model needs."""
@@ -207,7 +172,7 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
             batch_size=recipe["batch_size"], seed=recipe["seed"]
         ).repeat()
         x_valid, _ = sprites.load_sprites("test", num_test=validation_images)
-        log = _Log(run_dir)
+        log = common.EpochLog(run_dir)
         model.fit(
             data,
             validation_data=(x_valid,),
@@ -223,7 +188,7 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
         tmp = run_dir / "final.part.weights.h5"
         model.save_weights(tmp)
         os.replace(tmp, final)
-        _write_json(
+        common.write_json(
             done_path,
             {
                 "train_seconds": log.seconds(),
@@ -265,13 +230,13 @@ def evaluate(model, run_dir, fraction):
                 f"{prefix + name} = {metrics[prefix + name]:.4f} [{time.time() - start:.0f}s]",
                 flush=True,
             )
-            _write_json(cache_path, metrics)
+            common.write_json(cache_path, metrics)
     num_test = max(100, int(sprites.NUM_TEST * min(1.0, fraction)))
     x_test, _ = sprites.load_sprites("test", num_test=num_test)
     if "test_elbo" not in metrics:
         metrics["test_elbo"] = float(np.mean(model.elbo(x_test, seed=0)))
         metrics["active_units"] = active_units(model, x_test)
-        _write_json(cache_path, metrics)
+        common.write_json(cache_path, metrics)
     metrics["test_images"] = len(x_test)
     return metrics, protocols
 
@@ -309,24 +274,6 @@ def recheck_metrics(preset, atol=0.02):
     return results
 
 
-def _hardware():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        gpus = subprocess.run(
-            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        gpus = ""
-    return f"{cpu}; {os.cpu_count()} logical CPUs; GPUs: {gpus or 'none'}"
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m zoo.train_sprites", description=__doc__.split("\n")[0]
@@ -357,24 +304,8 @@ def main(argv=None):
     if min(steps, steps_per_epoch) < 1 or not 0 < args.eval_fraction <= 1:
         parser.error("--steps, --steps-per-epoch >= 1; 0 < --eval-fraction <= 1")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
-    run_key = hashlib.sha256(
-        json.dumps(
-            [recipe, steps, steps_per_epoch, keras.backend.backend()],
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:12]
-    run_dir = Path(
-        args.run_dir or presets.keras_home() / "keras_vae" / "runs" / f"{args.preset}-{run_key}"
-    )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Run folder: {run_dir}", flush=True)
-    command = "python -m zoo.train_sprites " + shlex.join(sys.argv[1:] if argv is None else argv)
-    commands_path = run_dir / "commands.json"
-    commands = []
-    if commands_path.is_file():
-        commands = json.loads(commands_path.read_text())
-    commands.append(command)
-    _write_json(commands_path, commands)
+    run_dir = common.run_folder(args.preset, [recipe, steps, steps_per_epoch], args.run_dir)
+    commands = common.record_command(run_dir, "zoo.train_sprites", argv)
     wall_start = time.time()
 
     validation_images = args.validation_images or recipe["validation_images"]
@@ -403,7 +334,7 @@ def main(argv=None):
         "last_epoch_logs": training["last_epoch_logs"],
         "train_seconds": round(training["train_seconds"], 1),
         "wall_seconds_this_invocation": round(time.time() - wall_start, 1),
-        "hardware": _hardware(),
+        "hardware": common.hardware(),
         "trained_on_backend": keras.backend.backend(),
         "metrics": metrics,
         "metric_protocols": protocols,

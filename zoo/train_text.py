@@ -27,11 +27,8 @@ Short mode (a smoke run):
 """
 
 import argparse
-import hashlib
 import json
 import os
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -42,6 +39,7 @@ import keras_vae as kv
 from keras_vae import presets
 from keras_vae.datasets.text_batches import TextBatches
 from keras_vae.metrics import evaluate_text_model
+from zoo import common
 
 CHECK_SAMPLES = 50
 CHECK_SENTENCES = 500
@@ -142,56 +140,6 @@ class _ValidationObjective(keras.callbacks.Callback):
             logs["val_objective"] = _validation_loss(logs)
 
 
-class _KeepBest(keras.callbacks.Callback):
-    """Saves the weights with the lowest `val_objective`, atomically; the
-    best value survives restarts (in `best.json`)."""
-
-    def __init__(self, run_dir):
-        super().__init__()
-        self.weights_path = Path(run_dir) / "best.weights.h5"
-        self.record_path = Path(run_dir) / "best.json"
-        self.record = {"val_objective": float("inf"), "epoch": None}
-        if self.record_path.is_file() and self.weights_path.is_file():
-            self.record = json.loads(self.record_path.read_text())
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = float((logs or {}).get("val_objective", float("inf")))
-        if value < self.record["val_objective"]:
-            tmp = self.weights_path.with_name("best.part.weights.h5")
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.weights_path)
-            self.record = {"val_objective": value, "epoch": epoch + 1}
-            _write_json(self.record_path, self.record)
-
-
-class _Log(keras.callbacks.Callback):
-    """Prints each epoch's logs; accumulates training seconds across
-    restarts in `train_seconds.json`."""
-
-    def __init__(self, run_dir):
-        super().__init__()
-        self.path = Path(run_dir) / "train_seconds.json"
-        self.previous = 0.0
-        if self.path.is_file():
-            self.previous = json.loads(self.path.read_text())["seconds"]
-        self.start = time.time()
-
-    def seconds(self):
-        return self.previous + time.time() - self.start
-
-    def on_epoch_end(self, epoch, logs=None):
-        _write_json(self.path, {"seconds": self.seconds()})
-        items = " ".join(f"{k}={float(v):.4g}" for k, v in sorted((logs or {}).items()))
-        print(f"epoch {epoch + 1} [{self.seconds():.0f}s] {items}", flush=True)
-
-
-def _write_json(path, obj):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
     """Trains (or resumes) a run; returns the model with the best weights."""
     keras.utils.set_random_seed(recipe["seed"])
@@ -199,7 +147,7 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
     opt = recipe["optimizer"]
     model.compile(optimizer=keras.optimizers.Adam(opt["learning_rate"], clipnorm=opt["clipnorm"]))
     done_path = Path(run_dir) / "done.json"
-    keep_best = _KeepBest(run_dir)
+    keep_best = common.KeepBest(run_dir, monitor="val_objective")
     if not done_path.is_file():
         batches = TextBatches(
             train_sentences,
@@ -210,7 +158,7 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
         )
         valid_batches = TextBatches(valid, model.tokenize, batch_size=256, shuffle=False)
         decay = recipe["lr_decay"]
-        log = _Log(run_dir)
+        log = common.EpochLog(run_dir)
         callbacks = [
             keras.callbacks.BackupAndRestore(str(Path(run_dir) / "backup")),
             _ValidationObjective(),
@@ -236,7 +184,7 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
             callbacks=callbacks,
             verbose=0,
         )
-        _write_json(
+        common.write_json(
             done_path,
             {
                 "train_seconds": log.seconds(),
@@ -360,19 +308,8 @@ def main(argv=None):
     if min(epochs, eval_samples, eval_sentences, *(c or 1 for c in counts)) < 1:
         parser.error("counts must be >= 1")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
-    run_key = hashlib.sha256(
-        json.dumps(
-            [recipe, epochs, counts, keras.backend.backend()],
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:12]
-    run_dir = Path(
-        args.run_dir
-        or Path(presets.keras_home()) / "keras_vae" / "runs" / f"{args.preset}-{run_key}"
-    )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Run folder: {run_dir}", flush=True)
-    command = "python -m zoo.train_text " + shlex.join(sys.argv[1:] if argv is None else argv)
+    run_dir = common.run_folder(args.preset, [recipe, epochs, counts], args.run_dir)
+    commands = common.record_command(run_dir, "zoo.train_text", argv)
     wall_start = time.time()
 
     (train_all, _), (valid, _), (test, _) = kv.datasets.load(
@@ -396,7 +333,8 @@ def main(argv=None):
             "test_split": f"test ({len(test)} sentences)",
             "vocabulary_size": vocabulary.size,
         },
-        "training_command": command,
+        "training_command": commands[0],
+        "commands": commands,
         "recipe": recipe,
         "epochs_requested": epochs,
         "best_epoch": training["best"]["epoch"],
@@ -404,6 +342,7 @@ def main(argv=None):
         "train_seconds": round(training["train_seconds"], 1),
         "wall_seconds_this_invocation": round(time.time() - wall_start, 1),
         "trained_on_backend": keras.backend.backend(),
+        "hardware": common.hardware(),
         "metrics": metrics,
         "examples": examples(model),
         "published": recipe["published"],

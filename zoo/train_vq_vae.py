@@ -24,12 +24,9 @@ Short mode (a smoke run):
 """
 
 import argparse
-import hashlib
 import json
 import math
 import os
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -38,6 +35,7 @@ import numpy as np
 
 import keras_vae as kv
 from keras_vae import presets
+from zoo import common
 
 # Cheap re-check of the headline figures (tests/zoo/vq_vae_preset_test.py).
 CHECK_IMAGES = 1000
@@ -109,13 +107,6 @@ def build_model(recipe):
     return model
 
 
-def _write_json(path, obj):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def _save_weights(model, path):
     tmp = Path(path).with_name("part." + Path(path).name)
     model.save_weights(tmp)
@@ -184,7 +175,7 @@ def train(recipe, epochs, prior_epochs, run_dir, x_train):
         _save_weights(model, vq_weights)
         done["vq_vae_seconds"] = time.time() - start
         done["vq_vae_last_epoch"] = {k: float(v[-1]) for k, v in history.history.items()}
-        _write_json(done_path, done)
+        common.write_json(done_path, done)
     else:
         print(f"VQ-VAE already trained in {run_dir}.", flush=True)
         model.load_weights(vq_weights)
@@ -208,7 +199,7 @@ def train(recipe, epochs, prior_epochs, run_dir, x_train):
         _save_weights(model, full_weights)
         done["prior_seconds"] = time.time() - start
         done["prior_last_epoch"] = {k: float(v[-1]) for k, v in history.history.items()}
-        _write_json(done_path, done)
+        common.write_json(done_path, done)
     fresh = build_model(recipe)
     fresh.load_weights(full_weights)
     return fresh, done
@@ -283,28 +274,10 @@ def main(argv=None):
     if min(epochs, prior_epochs, args.train_images or 1) < 1:
         parser.error("--epochs, --prior-epochs and --train-images must be >= 1")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
-    run_key = hashlib.sha256(
-        json.dumps(
-            [
-                recipe,
-                epochs,
-                prior_epochs,
-                args.train_images,
-                keras.backend.backend(),
-            ],
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:12]
-    run_dir = Path(
-        args.run_dir or presets.keras_home() / "keras_vae" / "runs" / f"{args.preset}-{run_key}"
+    run_dir = common.run_folder(
+        args.preset, [recipe, epochs, prior_epochs, args.train_images], args.run_dir
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Run folder: {run_dir}", flush=True)
-    command = "python -m zoo.train_vq_vae " + shlex.join(sys.argv[1:] if argv is None else argv)
-    commands_path = run_dir / "commands.json"
-    commands = json.loads(commands_path.read_text()) if commands_path.is_file() else []
-    commands.append(command)
-    _write_json(commands_path, commands)
+    commands = common.record_command(run_dir, "zoo.train_vq_vae", argv)
     wall_start = time.time()
 
     (x_train, _), (x_test, _) = kv.datasets.load(recipe["dataset"], splits=("train", "test"))
@@ -338,6 +311,7 @@ def main(argv=None):
         },
         "wall_seconds_this_invocation": round(time.time() - wall_start, 1),
         "trained_on_backend": keras.backend.backend(),
+        "hardware": common.hardware(),
         "metrics": metrics,
         "samples": {
             "file": "samples.png",

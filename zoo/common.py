@@ -1,0 +1,127 @@
+"""What the zoo's training scripts share: the resumable run folder, atomic
+JSON files, the best-weights and progress callbacks, and the hardware line
+of the metadata."""
+
+import hashlib
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+
+from keras_vae import presets
+
+
+def write_json(path, obj):
+    """Writes `obj` as JSON to `path` atomically (a temporary file renamed)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run_folder(preset, key, run_dir=None):
+    """The run folder of `preset`, created if needed.
+
+    `run_dir` when given; otherwise `<keras home>/keras_vae/runs/<preset>-<hash>`,
+    the hash taken over `key` (the recipe and the options that change the
+    run) and the backend, so a rerun of the same command resumes the same
+    run and another recipe starts a fresh one.
+    """
+    if run_dir is None:
+        digest = hashlib.sha256(
+            json.dumps([key, keras.backend.backend()], sort_keys=True).encode()
+        ).hexdigest()[:12]
+        run_dir = Path(presets.keras_home()) / "keras_vae" / "runs" / f"{preset}-{digest}"
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Run folder: {run_dir}", flush=True)
+    return run_dir
+
+
+def record_command(run_dir, module, argv=None):
+    """Appends `python -m <module> <argv>` (`argv` defaults to the process'
+    arguments) to the run's `commands.json`.
+
+    Returns every command that worked on the run, in order (the first one
+    started it; later ones resumed or re-evaluated it).
+    """
+    path = Path(run_dir) / "commands.json"
+    commands = json.loads(path.read_text()) if path.is_file() else []
+    argv = sys.argv[1:] if argv is None else argv
+    commands.append(f"python -m {module} " + shlex.join(argv))
+    write_json(path, commands)
+    return commands
+
+
+def hardware():
+    """CPU model, logical CPU count and GPUs (from `nvidia-smi`), one line."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        gpus = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        gpus = ""
+    return f"{cpu}; {os.cpu_count()} logical CPUs; GPUs: {gpus or 'none'}"
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Saves the weights with the lowest `monitor` value, atomically, to
+    `best.weights.h5`; the best value survives restarts (`best.json`)."""
+
+    def __init__(self, run_dir, monitor):
+        super().__init__()
+        self.monitor = monitor
+        self.weights_path = Path(run_dir) / "best.weights.h5"
+        self.record_path = Path(run_dir) / "best.json"
+        self.record = {monitor: float("inf"), "epoch": None}
+        if self.record_path.is_file() and self.weights_path.is_file():
+            self.record = json.loads(self.record_path.read_text())
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = float((logs or {}).get(self.monitor, float("inf")))
+        if value < self.record[self.monitor]:
+            tmp = self.weights_path.with_name("best.part.weights.h5")
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.weights_path)
+            self.record = {self.monitor: value, "epoch": epoch + 1}
+            write_json(self.record_path, self.record)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Prints each epoch's logs and keeps them (`history`); accumulates the
+    training wall time across restarts in `train_seconds.json`."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.path = Path(run_dir) / "train_seconds.json"
+        self.previous = 0.0
+        if self.path.is_file():
+            self.previous = json.loads(self.path.read_text())["seconds"]
+        self.start = time.time()
+        self.epochs_completed = None
+        self.history = []
+
+    def seconds(self):
+        return self.previous + time.time() - self.start
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_completed = epoch + 1
+        write_json(self.path, {"seconds": self.seconds()})
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.history.append({"epoch": epoch + 1, **logs})
+        items = " ".join(f"{k}={v:.4g}" for k, v in sorted(logs.items()))
+        print(f"epoch {epoch + 1} [{self.seconds():.0f}s] {items}", flush=True)
