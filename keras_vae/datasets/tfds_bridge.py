@@ -30,7 +30,9 @@ def load_tfds(name, split, data_dir=None, image_key="image", label_key="label"):
 
     Example:
 
-    >>> (x, y), = kv.datasets.load("tfds:fashion_mnist", splits=("test",))
+    >>> import keras_vae as kv
+    >>> (x, y), = kv.datasets.load(  # doctest: +SKIP
+    ...     "tfds:fashion_mnist", splits=("test",))
     """
     try:
         import tensorflow_datasets as tfds

@@ -68,20 +68,21 @@ class VQVAE(GenerativeModel):
     Example:
 
     >>> import numpy as np
-    >>> model = VQVAE(input_shape=(28, 28, 1), num_embeddings=32, seed=0)
+    >>> model = VQVAE(input_shape=(16, 16, 1), num_embeddings=32,
+    ...               hidden_dims=(8, 16), residual_hidden_dim=8, seed=0)
     >>> model.compile(optimizer="adam")
-    >>> x = np.random.default_rng(0).random((64, 28, 28, 1), "float32")
+    >>> x = np.random.default_rng(0).random((64, 16, 16, 1), "float32")
     >>> history = model.fit(x, epochs=1, batch_size=32, verbose=0)
     >>> sorted(history.history)
     ['codebook_usage', 'loss', 'perplexity', 'reconstruction_loss', 'vq_loss']
     >>> codes = model.encode(x[:4])
     >>> codes.shape
-    (4, 7, 7)
+    (4, 4, 4)
     >>> model.decode_indices(codes).shape
-    (4, 28, 28, 1)
+    (4, 16, 16, 1)
     >>> _ = model.fit_prior(x, epochs=1, batch_size=32, verbose=0)
     >>> model.sample(2, seed=0).shape
-    (2, 28, 28, 1)
+    (2, 16, 16, 1)
     """
 
     loss_term_names = (
