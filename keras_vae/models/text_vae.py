@@ -660,8 +660,9 @@ class TextVAE(GenerativeModel):
         return {"score": losses.negative_bound(log_px_z, z, z_mean, z_log_var)}
 
     def greedy_decode_tensor(self, z):
-        """Greedy decoding of latents `z` in `keras.ops` (a `fori_loop`
-        over `max_length` steps, so it traces into a graph).
+        """Greedy decoding of latents `z` in `keras.ops` (a `while_loop`
+        that stops when every sentence has ended or after `max_length`
+        words, so it traces into a graph).
 
         Returns int32 token ids of shape `(batch, max_length + 1)`: the
         words, `<eos>`, then `<pad>` (no `<bos>`), as `detokenize` reads
@@ -676,25 +677,28 @@ class TextVAE(GenerativeModel):
         banned = ops.convert_to_tensor(banned)
         columns = ops.arange(self.max_length + 1, dtype="int32")[None, :]
 
-        def step(t, carry):
-            tokens, hidden, cell, done, output = carry
+        def running(t, tokens, hidden, cell, done, output):
+            return ops.logical_and(t < self.max_length, ops.logical_not(ops.all(done)))
+
+        def step(t, tokens, hidden, cell, done, output):
             log_probs, (hidden, cell) = decoder.step(tokens, [hidden, cell], z)
             tokens = ops.cast(ops.argmax(log_probs + banned, axis=-1), "int32")
             tokens = ops.where(done, eos, tokens)
             written = ops.where(done, pad, tokens)
             output = ops.where(columns == t, written[:, None], output)
             done = ops.logical_or(done, ops.equal(tokens, eos))
-            return tokens, hidden, cell, done, output
+            return t + 1, tokens, hidden, cell, done, output
 
         hidden, cell = decoder.initial_state(z, batch)
-        carry = (
+        loop_vars = (
+            ops.convert_to_tensor(0, dtype="int32"),
             ops.full((batch,), vocabulary.bos_id, dtype="int32"),
             hidden,
             cell,
             ops.zeros((batch,), dtype="bool"),
             ops.full((batch, self.max_length + 1), pad, dtype="int32"),
         )
-        return ops.fori_loop(0, self.max_length, step, carry)[-1]
+        return ops.while_loop(running, step, loop_vars)[-1]
 
     # ------------------------------------------------------------------
     # Likelihoods.
