@@ -1,0 +1,52 @@
+import json
+
+import keras
+import numpy as np
+
+from zoo import common
+
+
+def test_run_folder_is_keyed_by_recipe_and_backend(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    first = common.run_folder("demo", [{"epochs": 1}])
+    assert first.is_dir() and first.name.startswith("demo-")
+    assert common.run_folder("demo", [{"epochs": 1}]) == first  # a rerun resumes
+    assert common.run_folder("demo", [{"epochs": 2}]) != first
+    chosen = tmp_path / "mine"
+    assert common.run_folder("demo", [{"epochs": 1}], chosen) == chosen
+
+
+def test_record_command_keeps_every_invocation(tmp_path):
+    common.record_command(tmp_path, "zoo.train", ["vae", "--epochs", "1"])
+    commands = common.record_command(tmp_path, "zoo.train", ["vae", "--evaluate-only"])
+    assert commands == [
+        "python -m zoo.train vae --epochs 1",
+        "python -m zoo.train vae --evaluate-only",
+    ]
+    assert json.loads((tmp_path / "commands.json").read_text()) == commands
+
+
+def test_keep_best_saves_only_improvements_and_survives_restarts(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    keep = common.KeepBest(tmp_path, monitor="val_objective")
+    keep.set_model(model)
+    keep.on_epoch_end(0, {"val_objective": 3.0})
+    best = [w.copy() for w in model.get_weights()]
+    model.set_weights([w + 1.0 for w in best])
+    keep.on_epoch_end(1, {"val_objective": 4.0})  # worse: not saved
+    assert keep.record == {"val_objective": 3.0, "epoch": 1}
+
+    restarted = common.KeepBest(tmp_path, monitor="val_objective")
+    assert restarted.record == {"val_objective": 3.0, "epoch": 1}
+    model.load_weights(tmp_path / "best.weights.h5")
+    for saved, kept in zip(model.get_weights(), best):
+        np.testing.assert_array_equal(saved, kept)
+    assert not list(tmp_path.glob("*.part*"))  # written atomically
+
+
+def test_epoch_log_accumulates_time_across_restarts(tmp_path):
+    log = common.EpochLog(tmp_path)
+    log.previous = 10.0  # as if an earlier process had trained 10 s
+    log.on_epoch_end(0, {"loss": 1.5})
+    assert log.epochs_completed == 1 and log.history == [{"epoch": 1, "loss": 1.5}]
+    assert common.EpochLog(tmp_path).previous >= 10.0
