@@ -89,3 +89,41 @@ def test_vae_trains_under_mixed_precision(policy, architecture, likelihood):
         assert np.all(log_px > elbo - 5.0)  # IWAE >= ELBO, up to noise
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_vq_vae_and_text_vae_train_under_mixed_bfloat16():
+    """The quantizer keeps its distances and codebook in float32, and the
+    text VAE's per-token log-probabilities are float32."""
+    from keras_vae.models import VQVAE
+    from tests.models.text_vae_test import CORPUS, tiny
+
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        vq = VQVAE(
+            input_shape=(8, 8, 1),
+            num_embeddings=8,
+            embedding_dim=4,
+            hidden_dims=(8, 16),
+            residual_hidden_dim=8,
+            num_residual_blocks=1,
+            seed=0,
+        )
+        vq.compile(optimizer=keras.optimizers.Adam(3e-3))
+        history = vq.fit(bars(64), epochs=2, batch_size=32, verbose=0)
+        assert all(np.all(np.isfinite(v)) for v in history.history.values()), history.history
+        terms = vq.compute_loss_terms(ops.convert_to_tensor(bars(8)))
+        assert {dtype_of(v) for v in terms.values()} == {"float32"}
+        assert "bfloat16" not in {w.dtype for w in vq.weights}  # codebook, EMA state
+        assert vq.encode(bars(4)).shape == (4, 2, 2)
+
+        text = tiny(latent_dim=2)
+        assert text.text_decoder.compute_dtype == "bfloat16"
+        text.compile(optimizer=keras.optimizers.Adam(1e-2))
+        history = text.fit(CORPUS, epochs=2, batch_size=8, verbose=0)
+        assert np.all(np.isfinite(history.history["loss"])), history.history
+        terms = text.compute_loss_terms(ops.convert_to_tensor(text.tokenize(CORPUS[:4])))
+        assert {dtype_of(v) for v in terms.values()} == {"float32"}
+        assert np.all(np.isfinite(text.log_likelihood(CORPUS[:2], num_samples=4)))
+        assert len(text.reconstruct(CORPUS[:2])) == 2
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
