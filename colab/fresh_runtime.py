@@ -41,11 +41,11 @@ RUNTIME = ("ipykernel", "nbclient", "nbformat")
 _EXECUTE = r"""
 import json, sys, time, nbformat
 from nbclient import NotebookClient
-source, target, url = sys.argv[1:4]
+source, target, published, url = sys.argv[1:5]
 notebook = nbformat.read(source, as_version=4)
 install = notebook.cells[1].source
-assert {url!r} in install, "the install cell no longer names the URL"
-notebook.cells[1].source = install.replace({url!r}, url)
+assert published in install, "the install cell no longer names " + published
+notebook.cells[1].source = install.replace(published, url)
 start = time.time()
 try:
     NotebookClient(notebook, timeout=3600, kernel_name="python3").execute()
@@ -55,7 +55,7 @@ finally:
               for o in c.get("outputs", []) if o.output_type == "error"]
     print(json.dumps({"seconds": round(time.time() - start),
                       "errors": [e["ename"] + ": " + e["evalue"] for e in errors]}))
-""".replace("{url!r}", repr(INSTALL_URL))
+"""
 
 
 def run(notebooks, smoke, preinstalled, workdir):
@@ -80,7 +80,7 @@ def run(notebooks, smoke, preinstalled, workdir):
     for name in notebooks:
         target = workdir / f"{name}.ipynb"
         done = subprocess.run(
-            [str(python), "-c", _EXECUTE, str(COLAB / f"{name}.ipynb"), str(target), url],
+            [python, "-c", _EXECUTE, COLAB / f"{name}.ipynb", target, INSTALL_URL, url],
             env=env,
             cwd=workdir,
             capture_output=True,
