@@ -1,12 +1,13 @@
-"""What the zoo's training scripts share: the resumable run folder, atomic
-JSON files, the best-weights and progress callbacks, and the hardware line
-of the metadata."""
+"""What the zoo's training scripts share: the resumable run folder and its
+backups, atomic JSON files, the best-weights and progress callbacks, and
+the hardware line of the metadata."""
 
 import hashlib
 import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -42,6 +43,27 @@ def run_folder(preset, key, run_dir=None):
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"Run folder: {run_dir}", flush=True)
     return run_dir
+
+
+def backup_and_restore(run_dir, name="backup"):
+    """The run's `keras.callbacks.BackupAndRestore`, in `run_dir / name`.
+
+    Two differences from the defaults, so that no training is lost:
+    `double_checkpoint=True` keeps the previous epoch's checkpoint, which a
+    run killed while writing the latest one (a truncated file) resumes
+    from; `delete_checkpoint=False` keeps the backup when `fit` returns,
+    so a run killed before its final weights are written resumes at its
+    last epoch instead of starting over. `remove_backup` deletes it once
+    the final weights are on disk.
+    """
+    return keras.callbacks.BackupAndRestore(
+        str(Path(run_dir) / name), double_checkpoint=True, delete_checkpoint=False
+    )
+
+
+def remove_backup(run_dir, name="backup"):
+    """Deletes a finished run's backup (see `backup_and_restore`)."""
+    shutil.rmtree(Path(run_dir) / name, ignore_errors=True)
 
 
 def record_command(run_dir, module, argv=None):

@@ -156,7 +156,7 @@ def train(recipe, epochs, run_dir, x_train, x_valid, stop_now=False):
     elif not done_path.is_file():
         log = common.EpochLog(run_dir)
         callbacks = [
-            keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+            common.backup_and_restore(run_dir),
             _NegativeElbo(),
             keep_best,
             keras.callbacks.EarlyStopping(
@@ -184,6 +184,7 @@ def train(recipe, epochs, run_dir, x_train, x_valid, stop_now=False):
                 "epochs_completed": log.epochs_completed,
             },
         )
+        common.remove_backup(run_dir)
     else:
         print(f"Training already done in {run_dir}; evaluating.", flush=True)
     best = Path(run_dir) / "best.weights.h5"

@@ -180,7 +180,7 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
             steps_per_epoch=steps_per_epoch,
             shuffle=False,  # the pipeline draws its own random batches
             callbacks=[
-                keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+                common.backup_and_restore(run_dir),
                 log,
             ],
             verbose=0,
@@ -196,6 +196,7 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
                 "last_epoch_logs": log.history[-1] if log.history else None,
             },
         )
+        common.remove_backup(run_dir)
     else:
         print(f"Training already done in {run_dir}; evaluating.", flush=True)
     fresh = build_model(recipe)

@@ -160,7 +160,7 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
         decay = recipe["lr_decay"]
         log = common.EpochLog(run_dir)
         callbacks = [
-            keras.callbacks.BackupAndRestore(str(Path(run_dir) / "backup")),
+            common.backup_and_restore(run_dir),
             _ValidationObjective(),
             keep_best,
             keras.callbacks.ReduceLROnPlateau(
@@ -192,6 +192,7 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
                 "epochs_requested": epochs,
             },
         )
+        common.remove_backup(run_dir)
     else:
         print(f"Training already done in {run_dir}; evaluating.", flush=True)
     best = Path(run_dir) / "best.weights.h5"

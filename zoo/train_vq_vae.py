@@ -167,7 +167,7 @@ def train(recipe, epochs, prior_epochs, run_dir, x_train):
             batch_size=batch_size,
             shuffle=True,
             callbacks=[
-                keras.callbacks.BackupAndRestore(str(run_dir / "backup_vq_vae")),
+                common.backup_and_restore(run_dir, "backup_vq_vae"),
                 _Log("vq_vae", start),
             ],
             verbose=0,
@@ -176,6 +176,7 @@ def train(recipe, epochs, prior_epochs, run_dir, x_train):
         done["vq_vae_seconds"] = time.time() - start
         done["vq_vae_last_epoch"] = {k: float(v[-1]) for k, v in history.history.items()}
         common.write_json(done_path, done)
+        common.remove_backup(run_dir, "backup_vq_vae")
     else:
         print(f"VQ-VAE already trained in {run_dir}.", flush=True)
         model.load_weights(vq_weights)
@@ -191,7 +192,7 @@ def train(recipe, epochs, prior_epochs, run_dir, x_train):
             batch_size=batch_size,
             shuffle=True,
             callbacks=[
-                keras.callbacks.BackupAndRestore(str(run_dir / "backup_prior")),
+                common.backup_and_restore(run_dir, "backup_prior"),
                 _Log("prior", start),
             ],
             verbose=0,
@@ -200,6 +201,7 @@ def train(recipe, epochs, prior_epochs, run_dir, x_train):
         done["prior_seconds"] = time.time() - start
         done["prior_last_epoch"] = {k: float(v[-1]) for k, v in history.history.items()}
         common.write_json(done_path, done)
+        common.remove_backup(run_dir, "backup_prior")
     fresh = build_model(recipe)
     fresh.load_weights(full_weights)
     return fresh, done

@@ -50,3 +50,25 @@ def test_epoch_log_accumulates_time_across_restarts(tmp_path):
     log.on_epoch_end(0, {"loss": 1.5})
     assert log.epochs_completed == 1 and log.history == [{"epoch": 1, "loss": 1.5}]
     assert common.EpochLog(tmp_path).previous >= 10.0
+
+
+def test_backup_outlives_fit_and_survives_a_truncated_checkpoint(tmp_path):
+    x, y = np.ones((8, 3), "float32"), np.ones((8, 1), "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, epochs=2, callbacks=[common.backup_and_restore(tmp_path)], verbose=0)
+    # Kept after fit returns: a run killed before its final weights are
+    # written resumes at its last epoch instead of starting over.
+    backup = tmp_path / "backup"
+    progress = json.loads((backup / "training_metadata.json").read_text())
+    assert progress["epoch"] == 2
+    # A process killed while writing the latest checkpoint leaves it
+    # truncated: the next run resumes from the previous one (epoch 1).
+    latest = backup / "latest.weights.h5"
+    latest.write_bytes(latest.read_bytes()[:100])
+    history = model.fit(
+        x, y, epochs=3, callbacks=[common.backup_and_restore(tmp_path)], verbose=0
+    )
+    assert history.epoch == [1, 2]
+    common.remove_backup(tmp_path)
+    assert not backup.exists()
