@@ -66,9 +66,7 @@ def test_backup_outlives_fit_and_survives_a_truncated_checkpoint(tmp_path):
     # truncated: the next run resumes from the previous one (epoch 1).
     latest = backup / "latest.weights.h5"
     latest.write_bytes(latest.read_bytes()[:100])
-    history = model.fit(
-        x, y, epochs=3, callbacks=[common.backup_and_restore(tmp_path)], verbose=0
-    )
+    history = model.fit(x, y, epochs=3, callbacks=[common.backup_and_restore(tmp_path)], verbose=0)
     assert history.epoch == [1, 2]
     common.remove_backup(tmp_path)
     assert not backup.exists()

@@ -32,9 +32,7 @@ def test_vq_vae_preset_figures_are_real():
     mse = float(np.mean((model.reconstruct(check) - check) ** 2))
     np.testing.assert_allclose(mse, metrics["check_mse"], rtol=0.02)
     bits = model.prior.bits_per_code(model.encode(check))
-    np.testing.assert_allclose(
-        bits, metrics["check_prior_bits_per_code"], rtol=0.01
-    )
+    np.testing.assert_allclose(bits, metrics["check_prior_bits_per_code"], rtol=0.01)
     stats = train_vq_vae.code_statistics(model.encode(check), 128)
     assert stats["usage"] > 0.5
     assert metrics["test_codebook_usage"] >= 0.9
