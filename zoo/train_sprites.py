@@ -9,8 +9,9 @@ Usage:
 The sibling of `zoo/train.py` for models scored by disentanglement. Both
 recipes below share the architecture, data, optimizer and step budget; they
 differ only in the KL term. Training draws batches uniformly from all
-737,280 sprites, rendered on the fly (`sprites_tf_dataset`), as in
-disentanglement_lib (Locatello et al. 2019). A run keeps its state in a run
+737,280 sprites, rendered on the fly (`SpriteBatches`: NumPy only, so a
+machine without TensorFlow trains too), as in disentanglement_lib
+(Locatello et al. 2019). A run keeps its state in a run
 folder (`--run-dir`, by default under the Keras cache):
 `keras.callbacks.BackupAndRestore` continues an interrupted run from its
 last finished "epoch" (`steps_per_epoch` steps), and finished evaluations
@@ -40,7 +41,7 @@ import numpy as np
 
 import keras_vae as kv
 from keras_vae import presets
-from keras_vae.datasets import sprites
+from keras_vae.datasets import SpriteBatches, sprites
 from keras_vae.metrics.active_units import active_units
 from keras_vae.metrics.dci import dci_disentanglement
 from keras_vae.metrics.factor_vae import factor_vae_score
@@ -145,22 +146,8 @@ def build_model(recipe):
     return classes[recipe["class"]](**architecture, **recipe["model"], seed=recipe["seed"])
 
 
-def _keep_tf_off_the_gpu():
-    """The input pipeline is tf.data; on JAX / torch keep TensorFlow from
-    reserving the GPU memory the model needs."""
-    if keras.backend.backend() == "tensorflow":
-        return
-    import tensorflow as tf
-
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # TensorFlow already initialized its devices
-        pass
-
-
 def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
     """Trains (or resumes) a run; returns the model with its final weights."""
-    _keep_tf_off_the_gpu()
     keras.utils.set_random_seed(recipe["seed"])
     model = build_model(recipe)
     model.compile(optimizer=keras.optimizers.Adam(recipe["optimizer"]["learning_rate"]))
@@ -168,17 +155,23 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
     final = run_dir / "final.weights.h5"
     if not done_path.is_file():
         epochs = -(-steps // steps_per_epoch)
-        data = sprites.sprites_tf_dataset(
-            batch_size=recipe["batch_size"], seed=recipe["seed"]
-        ).repeat()
+        # NumPy rendering in threads: no TensorFlow needed (GPU machines
+        # with JAX or PyTorch alone train too).
+        data = SpriteBatches(
+            batch_size=recipe["batch_size"],
+            steps=steps_per_epoch,
+            seed=recipe["seed"],
+            workers=min(4, os.cpu_count() or 1),
+        )
+        progress = run_dir / "backup" / "training_metadata.json"
+        if progress.is_file():  # a resumed run draws new batches
+            data.epoch = json.loads(progress.read_text())["epoch"]
         x_valid, _ = sprites.load_sprites("test", num_test=validation_images)
         log = common.EpochLog(run_dir)
         model.fit(
             data,
             validation_data=(x_valid,),
             epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            shuffle=False,  # the pipeline draws its own random batches
             callbacks=[
                 common.backup_and_restore(run_dir),
                 log,

@@ -9,6 +9,7 @@ from keras_vae.datasets.data_dir import data_dirs, set_data_dir
 from keras_vae.datasets.download import DatasetNotFoundError
 from keras_vae.datasets.mnist import load_mnist
 from keras_vae.datasets.ptb import load_ptb
+from keras_vae.datasets.sprite_batches import SpriteBatches
 from keras_vae.datasets.sprites import load_dsprites, load_sprites
 from keras_vae.datasets.text_batches import TextBatches
 from keras_vae.datasets.tfds_bridge import load_tfds
@@ -94,6 +95,7 @@ def available():
 
 __all__ = [
     "DatasetNotFoundError",
+    "SpriteBatches",
     "TextBatches",
     "available",
     "data_dirs",

@@ -34,6 +34,8 @@ built in one array by default:
   all images (or given indices), optionally shuffled;
 - `sprites_tf_dataset(...)`: the same as a `tf.data.Dataset` that renders
   each batch on the fly, for `model.fit` on the whole set;
+- `keras_vae.datasets.SpriteBatches`: random batches rendered on the fly,
+  a `PyDataset` for `model.fit` that needs no TensorFlow;
 - `load("sprites")` (`load_sprites`): deterministic random subsets as
   arrays. `"train"` is `num_examples` (default 50,000, 0.8 GB float32)
   images and `"test"` `num_test` (default and at most 10,000) other
