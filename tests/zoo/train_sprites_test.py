@@ -36,6 +36,8 @@ def test_smoke_run_writes_a_loadable_preset_with_metrics(tmp_path):
     assert model.capacity_max == 25.0 and model.latent_dim == 10
     stored = json.loads((output / "metadata.json").read_text())
     assert stored["steps_trained"] == 4
+    last_epoch = stored["last_epoch_logs"]
+    assert 0.0 <= last_epoch["check_mig"] <= 1.0 and "gap_x" in last_epoch
     metrics = stored["metrics"]
     for name in (
         "mig",
