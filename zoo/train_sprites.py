@@ -149,8 +149,8 @@ def build_model(recipe):
 class _DisentanglementLog(keras.callbacks.Callback):
     """Adds the cheap MIG (`CHECK_EVAL["mig"]`) and each factor's gap to
     the epoch logs, so a run shows early whether it is disentangling: a
-    pair of latents that encodes x and y rotated (the failure seen most
-    on CPU, docs/beta_vae.md) gives small `gap_x` and `gap_y`."""
+    pair of latents that encodes x and y rotated (the failure of every
+    CPU run, docs/beta_vae.md) gives small `gap_x` and `gap_y`."""
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -190,6 +190,7 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
             data,
             validation_data=(x_valid,),
             epochs=epochs,
+            shuffle=False,  # batches are random draws already
             callbacks=[
                 common.backup_and_restore(run_dir),
                 _DisentanglementLog(),
