@@ -85,16 +85,17 @@ REFERENCE_IMAGES = 4
 
 _COMMON = {
     "dataset": "sprites",
-    # Four stride-2 conv stages (64 -> 4) and their sub-pixel mirror;
-    # 10 latents, Bernoulli pixels, as in Burgess et al. / Locatello et al.
+    # Fully connected networks as in Higgins et al. (2017), narrowed to
+    # 512-512 (about 3,500 images/s on a 2-core CPU under JAX, 10x the conv
+    # networks); 10 latents, Bernoulli pixels.
     "architecture": {
         "input_shape": [64, 64, 1],
         "latent_dim": 10,
         "likelihood": "bernoulli",
-        "architecture": "conv",
-        "hidden_dims": [32, 32, 64, 64],
+        "architecture": "mlp",
+        "hidden_dims": [512, 512],
     },
-    "optimizer": {"name": "adam", "learning_rate": 1e-4},
+    "optimizer": {"name": "adam", "learning_rate": 5e-4},
     "batch_size": 64,
     "steps": 300_000,
     "steps_per_epoch": 5_000,
@@ -108,14 +109,15 @@ RECIPES = {
         "description": (
             "beta-VAE with controlled capacity (Burgess et al. 2018) on the "
             "procedural dSprites-style sprites: objective reconstruction + "
-            "gamma |KL - C| with gamma = 1000 and C ramped linearly from 0 "
-            "to 25 nats over 100k steps; 10 latents, conv encoder/decoder."
+            "gamma |KL - C| with gamma = 100 and C ramped linearly from 0 "
+            "to 20 nats over 100k steps, then held for 200k; 10 latents, "
+            "fully connected encoder/decoder (512-512)."
         ),
         "class": "BetaVAE",
         "model": {
-            "capacity_max": 25.0,
+            "capacity_max": 20.0,
             "capacity_steps": 100_000,
-            "gamma": 1000.0,
+            "gamma": 100.0,
         },
         "published": {
             "reference": "Locatello et al. 2019 (disentanglement_lib) "

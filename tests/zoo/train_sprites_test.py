@@ -21,7 +21,7 @@ def test_recipes_differ_only_in_the_kl_term():
     for key in ("architecture", "optimizer", "batch_size", "steps", "seed"):
         assert beta[key] == plain[key]
     assert (beta["class"], plain["class"]) == ("BetaVAE", "VAE")
-    assert plain["model"] == {} and beta["model"]["capacity_max"] == 25.0
+    assert plain["model"] == {} and beta["model"]["capacity_max"] == 20.0
 
 
 @pytest.mark.slow
@@ -33,7 +33,7 @@ def test_smoke_run_writes_a_loadable_preset_with_metrics(tmp_path):
     metadata = train_sprites.main(args + ["--figure", str(figure)])
     assert figure.stat().st_size > 0
     model = kv.BetaVAE.from_preset(output)
-    assert model.capacity_max == 25.0 and model.latent_dim == 10
+    assert model.capacity_max == 20.0 and model.latent_dim == 10
     stored = json.loads((output / "metadata.json").read_text())
     assert stored["steps_trained"] == 4
     last_epoch = stored["last_epoch_logs"]
