@@ -80,14 +80,24 @@ class TextBatches(keras.utils.PyDataset):
         ]
         if self.shuffle:
             self.rng.shuffle(self.batches)
+        # Keras' TensorFlow trainer builds its `tf.data` signature from the
+        # first two batches and fixes every dimension they share: if both
+        # had one length, a longer batch later in the epoch would fail.
+        # Bring a batch of another length (if any) to the second place.
+        widths = [self._width(rows) for rows in self.batches]
+        other = next((i for i, w in enumerate(widths) if w != widths[0]), None)
+        if other is not None and widths[1] == widths[0]:
+            self.batches[1], self.batches[other] = self.batches[other], self.batches[1]
+
+    def _width(self, rows):
+        """Ids per row of the batch of sentences `rows`, padding included."""
+        longest = int(self.lengths[rows].max()) + 2
+        return -(-longest // self.pad_to_multiple) * self.pad_to_multiple
 
     def __len__(self):
         return math.ceil(len(self.sentences) / self.batch_size)
 
     def __getitem__(self, index):
         rows = self.batches[index]
-        longest = int(self.lengths[rows].max()) + 2
-        multiple = self.pad_to_multiple
-        max_length = -(-longest // multiple) * multiple - 2
-        ids = self.tokenize([self.sentences[i] for i in rows], max_length)
+        ids = self.tokenize([self.sentences[i] for i in rows], self._width(rows) - 2)
         return (ids,)
