@@ -66,6 +66,15 @@ def remove_backup(run_dir, name="backup"):
     shutil.rmtree(Path(run_dir) / name, ignore_errors=True)
 
 
+def backed_up_epochs(run_dir, name="backup"):
+    """Epochs completed by the run's `backup_and_restore` backup, or `None`
+    when it has none (this is where Keras' format is read)."""
+    progress = Path(run_dir) / name / "training_metadata.json"
+    if not progress.is_file():
+        return None
+    return json.loads(progress.read_text())["epoch"]
+
+
 def record_command(run_dir, module, argv=None):
     """Appends `python -m <module> <argv>` (`argv` defaults to the process'
     arguments) to the run's `commands.json`.

@@ -139,10 +139,7 @@ def train(recipe, epochs, run_dir, x_train, x_valid, stop_now=False):
     keep_best = common.KeepBest(run_dir, monitor="val_neg_elbo")
     if not done_path.is_file() and stop_now:
         # Stop where an interrupted run is and keep its best weights.
-        progress = run_dir / "backup" / "training_metadata.json"
-        completed = None
-        if progress.is_file():
-            completed = json.loads(progress.read_text())["epoch"]
+        completed = common.backed_up_epochs(run_dir)
         common.write_json(
             done_path,
             {

@@ -183,9 +183,8 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
             seed=recipe["seed"],
             workers=min(4, os.cpu_count() or 1),
         )
-        progress = run_dir / "backup" / "training_metadata.json"
-        if progress.is_file():  # a resumed run draws new batches
-            data.epoch = json.loads(progress.read_text())["epoch"]
+        # A resumed run draws new batches.
+        data.epoch = common.backed_up_epochs(run_dir) or 0
         x_valid, _ = sprites.load_sprites("test", num_test=validation_images)
         log = common.EpochLog(run_dir)
         model.fit(
