@@ -3,7 +3,7 @@ r"""Trains a disentanglement preset on the procedural sprites (a preset folder).
 Usage:
 
     python -m zoo.train_sprites beta_vae_sprites [--steps N] [--output DIR]
-        [--run-dir DIR] [--eval-fraction F] [--figure PNG]
+        [--run-dir DIR] [--eval-fraction F]
     python -m zoo.train_sprites vae_sprites       # the beta = 1 baseline
 
 The sibling of `zoo/train.py` for models scored by disentanglement. Both
@@ -20,8 +20,9 @@ metrics (`mutual_information_gap`, `factor_vae_score`,
 `dci_disentanglement`, with disentanglement_lib's sample sizes; plus cheap
 `check_*` re-runs with small fixed-seed protocols that CI can repeat), and
 the preset folder (`config.json`, `model.weights.h5`, `metadata.json`) is
-written atomically to `--output` (default `zoo/<preset>`). `--figure`
-also saves a latent traversal (rows sorted by KL).
+written atomically to `--output` (default `zoo/<preset>`), with the
+latent traversal (`traversal.png`: one row per latent, sorted by KL)
+beside it.
 
 Smoke run (what the test does; not a trained model):
 
@@ -82,6 +83,7 @@ METRIC_FUNCTIONS = {
     "dci": dci_disentanglement,
 }
 REFERENCE_IMAGES = 4
+TRAVERSAL_IMAGES = 500  # rank the latents by KL over these
 
 _COMMON = {
     "dataset": "sprites",
@@ -310,7 +312,6 @@ def main(argv=None):
         default=None,
         help="validation images per epoch (default: the recipe's)",
     )
-    parser.add_argument("--figure", default=None, help="traversal PNG path")
     args = parser.parse_args(argv)
 
     recipe = RECIPES[args.preset]
@@ -328,11 +329,11 @@ def main(argv=None):
     metrics, protocols = evaluate(model, run_dir, args.eval_fraction)
     reference_classes = sprites.index_to_classes(sprites.split_indices("test")[:REFERENCE_IMAGES])
     z_mean, z_log_var = model.encode(sprites.sprites_images(reference_classes))
-    if args.figure:
-        from keras_vae import plotting
+    from keras_vae import plotting  # matplotlib: the `plot` extra
 
-        x_rank = sprites.load_sprites("test", num_test=500)[0]
-        plotting.plot_latent_traversal(model, x_rank, num_dims=model.latent_dim, path=args.figure)
+    figure = run_dir / "traversal.png"
+    x_rank = sprites.load_sprites("test", num_test=TRAVERSAL_IMAGES)[0]
+    plotting.plot_latent_traversal(model, x_rank, num_dims=model.latent_dim, path=figure)
     metadata = {
         "name": args.preset,
         "description": recipe["description"],
@@ -355,6 +356,11 @@ def main(argv=None):
         "metric_protocols": protocols,
         "eval_fraction": args.eval_fraction,
         "published": recipe["published"],
+        "traversal": {
+            "file": "traversal.png",
+            "images": f"sprites 'test' split, first {TRAVERSAL_IMAGES} (the first is traversed)",
+            "rows": "every latent, sorted by mean KL over the images",
+        },
         "reference_encode": {
             "classes": reference_classes.tolist(),
             "z_mean": np.asarray(z_mean).tolist(),
@@ -362,6 +368,10 @@ def main(argv=None):
         },
     }
     metadata = presets.save_to_preset(model, output, metadata)
+    # The figure sits beside the preset files (not hashed: a picture).
+    tmp = output / ".traversal.png.part"
+    tmp.write_bytes(figure.read_bytes())
+    os.replace(tmp, output / "traversal.png")
     print(json.dumps({"output": str(output), "metrics": metrics}, indent=2))
     return metadata
 

@@ -1,0 +1,45 @@
+"""The shipped sprites presets load on this backend and re-measure their metrics.
+
+A stale or wrong `metadata.json` fails here: the test re-encodes the stored
+reference sprites and reruns the cheap fixed-seed `check_*` protocols of
+MIG, FactorVAE score and DCI stored in the metadata
+(`zoo.train_sprites.recheck_metrics`, seconds per preset).
+"""
+
+import numpy as np
+import pytest
+
+import keras_vae as kv
+from keras_vae import presets
+from keras_vae.datasets import sprites
+from zoo import train_sprites
+
+# The shipped ones; the beta = 1 baseline `vae_sprites` joins when trained.
+NAMES = ("beta_vae_sprites",)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_preset_was_made_by_the_shipped_recipe(name):
+    metadata = presets.load_metadata(name)
+    assert metadata["recipe"] == train_sprites.RECIPES[name]
+    assert metadata["steps_trained"] == train_sprites.RECIPES[name]["steps"]
+    assert metadata["eval_fraction"] == 1.0
+    assert (presets.resolve_preset(name) / metadata["traversal"]["file"]).is_file()
+
+
+def test_beta_vae_meets_the_targets():
+    metrics = presets.load_metadata("beta_vae_sprites")["metrics"]
+    assert metrics["mig"] >= 0.25 and metrics["factor_vae"] >= 0.75
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_preset_figures_are_real(name):
+    model = kv.from_preset(name)
+    reference = model.preset_metadata["reference_encode"]
+    z_mean, z_log_var = model.encode(sprites.sprites_images(reference["classes"]))
+    np.testing.assert_allclose(z_mean, reference["z_mean"], atol=1e-4)
+    np.testing.assert_allclose(z_log_var, reference["z_log_var"], atol=1e-4)
+    # Raises AssertionError naming the metric if a figure is off.
+    checks = train_sprites.recheck_metrics(name)
+    assert set(checks) == {"check_mig", "check_factor_vae", "check_dci"}
