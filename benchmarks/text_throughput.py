@@ -24,7 +24,6 @@ from pathlib import Path
 
 WORKER = r"""
 import json, sys, time
-import keras
 import keras_vae as kv
 from keras_vae.datasets.text_batches import TextBatches
 from zoo import train_text
@@ -33,9 +32,7 @@ preset, num_sentences = sys.argv[1], int(sys.argv[2])
 recipe = train_text.RECIPES[preset]
 (train, _), = kv.datasets.load("ptb", splits=("train",))
 vocabulary = kv.layers.Vocabulary.from_sentences(train, name="vocabulary")
-model = train_text.build_model(recipe, vocabulary)
-opt = recipe["optimizer"]
-model.compile(optimizer=keras.optimizers.Adam(opt["learning_rate"], clipnorm=opt["clipnorm"]))
+model = train_text.compiled_model(recipe, vocabulary)
 
 def batches(sentences):
     return TextBatches(sentences, model.tokenize, batch_size=recipe["batch_size"], seed=0,

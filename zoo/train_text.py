@@ -125,6 +125,15 @@ def build_model(recipe, vocabulary):
     return cls(vocabulary, seed=recipe["seed"], **recipe["model"])
 
 
+def compiled_model(recipe, vocabulary):
+    """The untrained model of a recipe, compiled as training compiles it
+    (Adam with the recipe's learning rate and gradient clipping)."""
+    model = build_model(recipe, vocabulary)
+    opt = recipe["optimizer"]
+    model.compile(optimizer=keras.optimizers.Adam(opt["learning_rate"], clipnorm=opt["clipnorm"]))
+    return model
+
+
 def _validation_loss(logs):
     """Validation loss with the full KL weight (the negative ELBO)."""
     if "val_kl_loss" in logs:
@@ -143,9 +152,7 @@ class _ValidationObjective(keras.callbacks.Callback):
 def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
     """Trains (or resumes) a run; returns the model with the best weights."""
     keras.utils.set_random_seed(recipe["seed"])
-    model = build_model(recipe, vocabulary)
-    opt = recipe["optimizer"]
-    model.compile(optimizer=keras.optimizers.Adam(opt["learning_rate"], clipnorm=opt["clipnorm"]))
+    model = compiled_model(recipe, vocabulary)
     done_path = Path(run_dir) / "done.json"
     keep_best = common.KeepBest(run_dir, monitor="val_objective")
     if not done_path.is_file():

@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+import pytest
+
+import keras_vae as kv
+from zoo import train_text
+
+SMOKE = ["--epochs", "1", "--train-sentences", "96", "--valid-sentences", "32"]
+SMOKE += ["--eval-samples", "2", "--eval-sentences", "8"]
+SMOKE += ["--override", "hidden_dim=8", "--override", "embedding_dim=8"]
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path):
+    output, run_dir = tmp_path / "preset", tmp_path / "run"
+    args = ["text_vae_ptb", *SMOKE, "--override", "latent_dim=4"]
+    args += ["--output", str(output), "--run-dir", str(run_dir)]
+    metadata = train_text.main(args)
+    model = kv.TextVAE.from_preset(output)
+    stored = json.loads((output / "metadata.json").read_text())
+    # The whole training split's vocabulary (10k words), even in a smoke run.
+    assert model.latent_dim == 4 and model.vocabulary.size >= 10_000
+    assert model.vocabulary.size == stored["dataset"]["vocabulary_size"]
+    assert stored["recipe"]["model"]["hidden_dim"] == 8
+    metrics = stored["metrics"]
+    assert metrics["perplexity"] > 1 and np.isfinite(metrics["nll"])
+    assert metrics["kl"] >= 0 and 0 <= metrics["active_units"] <= 4
+    assert metrics["check_sentences"] == 8 and metrics["check_perplexity"] > 1
+    (sentence,) = model.reconstruct(["the dollar rose against the yen"])
+    assert isinstance(sentence, str)
+    examples = stored["examples"]
+    assert len(examples["homotopy"]) == 5 and len(examples["samples"]) == 5
+    # A second call reuses the finished run and its cached likelihoods.
+    again = train_text.main(args)
+    assert again["metrics"]["nll"] == metadata["metrics"]["nll"]
+
+
+@pytest.mark.slow
+def test_language_model_baseline_smoke_run(tmp_path):
+    output = tmp_path / "lm"
+    args = ["lstm_lm_ptb", *SMOKE, "--output", str(output), "--run-dir", str(tmp_path / "run")]
+    train_text.main(args)
+    model = kv.from_preset(output)
+    assert isinstance(model, kv.LSTMLanguageModel)
+    assert all(isinstance(s, str) for s in model.sample(2, seed=0))
+
+
+def test_override_must_name_a_model_argument(capsys):
+    with pytest.raises(SystemExit):
+        train_text.main(["text_vae_ptb", "--override", "hidden_size=8"])
+    assert "'hidden_size' is not one of" in capsys.readouterr().err
