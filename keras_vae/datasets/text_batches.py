@@ -15,7 +15,9 @@ class TextBatches(keras.utils.PyDataset):
     about 25 tokens per row instead of the 84 of padding everything to the
     longest sentence. Rows are padded to a multiple of `pad_to_multiple`
     ids, which bounds the number of distinct shapes a jit-compiled step
-    sees. Masking makes the result independent of the padding.
+    sees. Masking makes the result independent of the padding. When the
+    sentences differ in padded length, the first two batches of every epoch
+    do too: Keras' TensorFlow trainer fixes the dimensions those two share.
 
     Args:
         sentences: list of str.
