@@ -19,7 +19,9 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 def run(backend, args, report):
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "pytest", "-q", f"--junitxml={report}", *args]
+    # --durations: CI runs close to its time budget; show where it goes.
+    command = [sys.executable, "-m", "pytest", "-q", "--durations=15", f"--junitxml={report}"]
+    command += args
     print(f"\n===== KERAS_BACKEND={backend}: {' '.join(command)}", flush=True)
     start = time.time()
     code = subprocess.call(command, env=env, cwd=Path(__file__).resolve().parents[1])
