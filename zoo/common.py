@@ -26,6 +26,16 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+def copy_beside_preset(path, preset_dir):
+    """Copies file `path` into `preset_dir` atomically (for pictures that
+    sit beside a preset's hashed files: `save_to_preset` replaces the
+    whole folder, so they are added after it)."""
+    target = Path(preset_dir) / Path(path).name
+    tmp = target.with_name(f".{target.name}.part")
+    tmp.write_bytes(Path(path).read_bytes())
+    os.replace(tmp, target)
+
+
 def run_folder(preset, key, run_dir=None):
     """The run folder of `preset`, created if needed.
 

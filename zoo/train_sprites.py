@@ -368,10 +368,7 @@ def main(argv=None):
         },
     }
     metadata = presets.save_to_preset(model, output, metadata)
-    # The figure sits beside the preset files (not hashed: a picture).
-    tmp = output / ".traversal.png.part"
-    tmp.write_bytes(figure.read_bytes())
-    os.replace(tmp, output / "traversal.png")
+    common.copy_beside_preset(figure, output)
     print(json.dumps({"output": str(output), "metrics": metrics}, indent=2))
     return metadata
 

@@ -326,10 +326,7 @@ def main(argv=None):
         },
     }
     metadata = presets.save_to_preset(model, output, metadata)
-    # The sample grid sits beside the preset files (not hashed: a picture).
-    tmp = output / ".samples.png.part"
-    tmp.write_bytes(samples_tmp.read_bytes())
-    os.replace(tmp, output / "samples.png")
+    common.copy_beside_preset(samples_tmp, output)
     print(
         json.dumps({"output": str(output), "metrics": metrics}, indent=2),
         flush=True,

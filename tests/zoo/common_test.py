@@ -69,3 +69,13 @@ def test_backup_outlives_fit_and_survives_a_truncated_checkpoint(tmp_path):
     assert history.epoch == [1, 2]
     common.remove_backup(tmp_path)
     assert not backup.exists() and common.backed_up_epochs(tmp_path) is None
+
+
+def test_copy_beside_preset_adds_the_file_and_leaves_no_part(tmp_path):
+    picture = tmp_path / "samples.png"
+    picture.write_bytes(b"\x89PNG data")
+    folder = tmp_path / "preset"
+    folder.mkdir()
+    common.copy_beside_preset(picture, folder)
+    assert (folder / "samples.png").read_bytes() == b"\x89PNG data"
+    assert sorted(p.name for p in folder.iterdir()) == ["samples.png"]
