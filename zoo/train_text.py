@@ -41,8 +41,10 @@ from keras_vae.datasets.text_batches import TextBatches
 from keras_vae.metrics import evaluate_text_model
 from zoo import common
 
-CHECK_SAMPLES = 50
-CHECK_SENTENCES = 500
+# The cheap re-check CI runs on every backend (seconds): k=20 importance
+# samples on the first 200 test sentences.
+CHECK_SAMPLES = 20
+CHECK_SENTENCES = 200
 CHECK_SEED = 0
 EXAMPLES = [
     "the company said it expects to report a loss for the third quarter",
@@ -246,15 +248,66 @@ def evaluate(model, run_dir, test, eval_samples):
         log_likelihoods=log_px,
     )
     metrics["seconds"] = round(time.time() - start, 1)
-    check = test[:CHECK_SENTENCES]
-    check_px = model.log_likelihood(check, num_samples=CHECK_SAMPLES, seed=CHECK_SEED)
-    metrics["check_perplexity"] = kv.metrics.perplexity_from_log_likelihoods(
-        check_px, model.num_tokens(check)
-    )
+    metrics["check_perplexity"] = _check_perplexity(model, test)
     metrics["check_importance_samples"] = CHECK_SAMPLES
-    metrics["check_sentences"] = len(check)
+    metrics["check_sentences"] = len(test[:CHECK_SENTENCES])
     metrics["check_seed"] = CHECK_SEED
     return metrics
+
+
+def _check_perplexity(model, test, sentences=CHECK_SENTENCES, samples=CHECK_SAMPLES):
+    """Perplexity of the cheap fixed-seed re-check (`CHECK_*`)."""
+    check = test[:sentences]
+    log_px = model.log_likelihood(check, num_samples=samples, seed=CHECK_SEED)
+    return kv.metrics.perplexity_from_log_likelihoods(log_px, model.num_tokens(check))
+
+
+def reference_encode(model):
+    """Posterior parameters of `EXAMPLES` (empty for a language model)."""
+    if not model.latent_dim:
+        return {}
+    z_mean, z_log_var = model.encode(EXAMPLES)
+    return {"sentences": EXAMPLES, "z_mean": z_mean.tolist(), "z_log_var": z_log_var.tolist()}
+
+
+def recheck_metrics(preset, rtol=0.01, atol=1e-4):
+    """Re-measures a text preset's cheap figures on this backend.
+
+    Loads the preset, re-encodes its reference sentences (within `atol`),
+    checks that greedy reconstructions are the stored ones and reruns the
+    `check_perplexity` protocol (k=20 importance samples on the first 200
+    test sentences, fixed seed: seconds on a CPU, what CI runs). Raises
+    `AssertionError` naming the figure that differs (the perplexity by more
+    than `rtol`, relative: other backends draw other importance samples).
+    Returns `{"check_perplexity": (stored, recomputed)}`.
+
+    Example:
+
+    >>> recheck_metrics("text_vae_ptb")  # doctest: +SKIP
+    {'check_perplexity': (101.2, 101.3)}
+    """
+    model = kv.from_preset(preset)
+    metadata = model.preset_metadata
+    reference = metadata["reference_encode"]
+    if model.latent_dim:
+        z_mean, z_log_var = model.encode(reference["sentences"])
+        np.testing.assert_allclose(z_mean, reference["z_mean"], atol=atol)
+        np.testing.assert_allclose(z_log_var, reference["z_log_var"], atol=atol)
+        stored = metadata["examples"]["reconstructions_greedy"]
+        again = model.reconstruct(reference["sentences"])
+        assert again == stored, f"Preset {preset}: reconstructions {again} != stored {stored}"
+    ((test, _),) = kv.datasets.load("ptb", ("test",))
+    metrics = metadata["metrics"]
+    stored = metrics["check_perplexity"]
+    recomputed = _check_perplexity(
+        model, test, metrics["check_sentences"], metrics["check_importance_samples"]
+    )
+    if abs(recomputed - stored) > rtol * stored:
+        raise AssertionError(
+            f"Preset {preset}: check_perplexity is {recomputed:.3f} here, "
+            f"the metadata says {stored:.3f} (tolerance {rtol:.0%})."
+        )
+    return {"check_perplexity": (stored, recomputed)}
 
 
 def examples(model):
@@ -353,6 +406,7 @@ def main(argv=None):
         "hardware": common.hardware(),
         "metrics": metrics,
         "examples": examples(model),
+        "reference_encode": reference_encode(model),
         "published": recipe["published"],
         "targets": recipe["targets"],
     }

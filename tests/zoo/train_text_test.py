@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -31,6 +32,15 @@ def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path):
     assert isinstance(sentence, str)
     examples = stored["examples"]
     assert len(examples["homotopy"]) == 5 and len(examples["samples"]) == 5
+    checks = train_text.recheck_metrics(output)
+    assert checks["check_perplexity"][0] == metrics["check_perplexity"]
+    # A wrong figure in the metadata is caught.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(output, tampered)
+    stored["metrics"]["check_perplexity"] *= 1.1
+    (tampered / "metadata.json").write_text(json.dumps(stored))
+    with pytest.raises(AssertionError, match="check_perplexity"):
+        train_text.recheck_metrics(tampered)
     # A second call reuses the finished run and its cached likelihoods.
     again = train_text.main(args)
     assert again["metrics"]["nll"] == metadata["metrics"]["nll"]
@@ -44,6 +54,9 @@ def test_language_model_baseline_smoke_run(tmp_path):
     model = kv.from_preset(output)
     assert isinstance(model, kv.LSTMLanguageModel)
     assert all(isinstance(s, str) for s in model.sample(2, seed=0))
+    # A language model's likelihood is exact: the re-check matches to rounding.
+    ((stored, again),) = train_text.recheck_metrics(output).values()
+    np.testing.assert_allclose(again, stored, rtol=1e-4)
 
 
 def test_override_must_name_a_model_argument(capsys):
