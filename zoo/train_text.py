@@ -310,6 +310,31 @@ def recheck_metrics(preset, rtol=0.01, atol=1e-4):
     return {"check_perplexity": (stored, recomputed)}
 
 
+def results_table(vae, lm):
+    """The README's Penn Treebank table, in Markdown, from two presets'
+    metadata (`text_vae_ptb`'s and `lstm_lm_ptb`'s).
+
+    Rounded as printed in the README; `tests/zoo/text_presets_test.py`
+    checks that the README holds exactly this text, so the table cannot
+    drift from what was measured.
+    """
+    rows = [
+        "| model | test PPL | NLL (nats) | ELBO | KL | MI | active units |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, metadata in (("LSTM LM", lm), ("LSTM VAE", vae)):
+        m = metadata["metrics"]
+        latent = ["", "", "", ""]  # a language model has no latent
+        if "kl" in m:
+            latent = [f"{m[k]:.2f}" for k in ("elbo", "kl", "mutual_information")]
+            latent += [f"{m['active_units']} / {metadata['recipe']['model']['latent_dim']}"]
+        rows.append(
+            f"| {label} (`{metadata['name']}`) | {m['perplexity']:.2f} | "
+            f"{m['nll']:.2f} | " + " | ".join(latent) + " |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def examples(model):
     """Reconstructions, samples and a homotopy for the README."""
     if not model.latent_dim:

@@ -63,3 +63,24 @@ def test_override_must_name_a_model_argument(capsys):
     with pytest.raises(SystemExit):
         train_text.main(["text_vae_ptb", "--override", "hidden_size=8"])
     assert "'hidden_size' is not one of" in capsys.readouterr().err
+
+
+def test_results_table_prints_both_models_from_their_metadata():
+    lm = {"name": "lstm_lm_ptb", "metrics": {"perplexity": 104.123, "nll": 101.5}}
+    vae = {
+        "name": "text_vae_ptb",
+        "recipe": {"model": {"latent_dim": 32}},
+        "metrics": {
+            "perplexity": 101.456,
+            "nll": 100.9,
+            "elbo": -103.25,
+            "kl": 8.004,
+            "mutual_information": 4.5,
+            "active_units": 11,
+        },
+    }
+    table = train_text.results_table(vae, lm).splitlines()
+    assert table[2] == "| LSTM LM (`lstm_lm_ptb`) | 104.12 | 101.50 |  |  |  |  |"
+    assert table[3] == (
+        "| LSTM VAE (`text_vae_ptb`) | 101.46 | 100.90 | -103.25 | 8.00 | 4.50 | 11 / 32 |"
+    )
