@@ -2,6 +2,7 @@
 backups, atomic JSON files, the best-weights and progress callbacks, and
 the hardware line of the metadata."""
 
+import argparse
 import hashlib
 import json
 import os
@@ -34,6 +35,18 @@ def copy_beside_preset(path, preset_dir):
     tmp = target.with_name(f".{target.name}.part")
     tmp.write_bytes(Path(path).read_bytes())
     os.replace(tmp, target)
+
+
+def positive_int(text):
+    """`argparse` type of the count options (epochs, steps, images...):
+    an int >= 1, so `0` is refused rather than read as "not given"."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def run_folder(preset, key, run_dir=None):

@@ -276,10 +276,10 @@ def main(argv=None):
         return importlib.import_module(OTHER_SCRIPTS[argv[0]]).main(argv)
     parser = argparse.ArgumentParser(prog="python -m zoo.train", description=__doc__.split("\n")[0])
     parser.add_argument("preset", choices=sorted([*RECIPES, *OTHER_SCRIPTS]))
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=common.positive_int, default=None)
     parser.add_argument("--output", default=None, help="preset folder to write")
-    parser.add_argument("--eval-samples", type=int, default=None)
-    parser.add_argument("--eval-images", type=int, default=None)
+    parser.add_argument("--eval-samples", type=common.positive_int, default=None)
+    parser.add_argument("--eval-images", type=common.positive_int, default=None)
     parser.add_argument("--run-dir", default=None, help="resumable run state")
     parser.add_argument(
         "--evaluate-only",
@@ -289,7 +289,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--train-images",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="train and validate on the first N training and validation images only (smoke tests)",
     )
@@ -304,8 +304,6 @@ def main(argv=None):
     eval_samples = given(args.eval_samples, recipe["eval_samples"])
     eval_images = given(args.eval_images, recipe["eval_images"])
     train_images = args.train_images
-    if min(epochs, eval_samples, eval_images, given(train_images, 1)) < 1:
-        parser.error("--epochs, --eval-samples, --eval-images and --train-images must be >= 1")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
     run_dir = common.run_folder(args.preset, [recipe, epochs, train_images], args.run_dir)
     commands = common.record_command(run_dir, "zoo.train", argv)

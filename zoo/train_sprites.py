@@ -296,8 +296,8 @@ def main(argv=None):
         prog="python -m zoo.train_sprites", description=__doc__.split("\n")[0]
     )
     parser.add_argument("preset", choices=sorted(RECIPES))
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--steps-per-epoch", type=int, default=None)
+    parser.add_argument("--steps", type=common.positive_int, default=None)
+    parser.add_argument("--steps-per-epoch", type=common.positive_int, default=None)
     parser.add_argument("--output", default=None, help="preset folder")
     parser.add_argument("--run-dir", default=None, help="resumable run state")
     parser.add_argument(
@@ -308,7 +308,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--validation-images",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="validation images per epoch (default: the recipe's)",
     )
@@ -317,8 +317,8 @@ def main(argv=None):
     recipe = RECIPES[args.preset]
     steps = args.steps or recipe["steps"]
     steps_per_epoch = min(args.steps_per_epoch or recipe["steps_per_epoch"], steps)
-    if min(steps, steps_per_epoch) < 1 or not 0 < args.eval_fraction <= 1:
-        parser.error("--steps, --steps-per-epoch >= 1; 0 < --eval-fraction <= 1")
+    if not 0 < args.eval_fraction <= 1:
+        parser.error(f"--eval-fraction must be in (0, 1], got {args.eval_fraction}")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
     run_dir = common.run_folder(args.preset, [recipe, steps, steps_per_epoch], args.run_dir)
     commands = common.record_command(run_dir, "zoo.train_sprites", argv)

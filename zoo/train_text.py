@@ -354,14 +354,14 @@ def main(argv=None):
         prog="python -m zoo.train_text", description=__doc__.split("\n")[0]
     )
     parser.add_argument("preset", choices=sorted(RECIPES))
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=common.positive_int, default=None)
     parser.add_argument("--output", default=None, help="preset folder")
-    parser.add_argument("--eval-samples", type=int, default=None)
-    parser.add_argument("--eval-sentences", type=int, default=None)
+    parser.add_argument("--eval-samples", type=common.positive_int, default=None)
+    parser.add_argument("--eval-sentences", type=common.positive_int, default=None)
     parser.add_argument("--run-dir", default=None, help="resumable state")
     parser.add_argument(
         "--valid-sentences",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="validate on the first N validation sentences (smoke runs)",
     )
@@ -374,7 +374,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--train-sentences",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="train on the first N training sentences only (smoke runs)",
     )
@@ -391,8 +391,6 @@ def main(argv=None):
     eval_samples = args.eval_samples or recipe["eval_samples"]
     eval_sentences = args.eval_sentences or recipe["eval_sentences"]
     counts = (args.train_sentences, args.valid_sentences)
-    if min(epochs, eval_samples, eval_sentences, *(c or 1 for c in counts)) < 1:
-        parser.error("counts must be >= 1")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
     run_dir = common.run_folder(args.preset, [recipe, epochs, counts], args.run_dir)
     commands = common.record_command(run_dir, "zoo.train_text", argv)

@@ -3,7 +3,7 @@
 Usage:
 
     python -m zoo.train_vq_vae vq_vae_mnist [--epochs N] [--prior-epochs N]
-        [--output DIR] [--run-dir DIR] [--train-images N]
+        [--output DIR] [--run-dir DIR] [--train-images N] [--test-images N]
 
 The sibling of `zoo/train.py` for the VQ-VAE, whose training has two
 stages: the VQ-VAE (`VQVAE.fit`), then the autoregressive prior over its
@@ -20,7 +20,7 @@ samples is written to `samples.png`, and the preset folder (`config.json`,
 Short mode (a smoke run):
 
     python -m zoo.train_vq_vae vq_vae_mnist --epochs 1 --prior-epochs 1 \
-        --train-images 2000 --output /tmp/vq_preset
+        --train-images 2000 --test-images 1000 --output /tmp/vq_preset
 """
 
 import argparse
@@ -259,22 +259,26 @@ def main(argv=None):
         prog="python -m zoo.train_vq_vae", description=__doc__.split("\n")[0]
     )
     parser.add_argument("preset", choices=sorted(RECIPES))
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--prior-epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=common.positive_int, default=None)
+    parser.add_argument("--prior-epochs", type=common.positive_int, default=None)
     parser.add_argument("--output", default=None, help="preset folder to write")
     parser.add_argument("--run-dir", default=None, help="resumable run state")
     parser.add_argument(
         "--train-images",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="train on the first N training images only (smoke tests)",
+    )
+    parser.add_argument(
+        "--test-images",
+        type=common.positive_int,
+        default=None,
+        help="evaluate on the first N test images only (smoke tests)",
     )
     args = parser.parse_args(argv)
     recipe = RECIPES[args.preset]
     epochs = args.epochs or recipe["epochs"]
     prior_epochs = args.prior_epochs or recipe["prior_epochs"]
-    if min(epochs, prior_epochs, args.train_images or 1) < 1:
-        parser.error("--epochs, --prior-epochs and --train-images must be >= 1")
     output = Path(args.output or Path(__file__).resolve().parent / args.preset)
     run_dir = common.run_folder(
         args.preset, [recipe, epochs, prior_epochs, args.train_images], args.run_dir
@@ -283,8 +287,8 @@ def main(argv=None):
     wall_start = time.time()
 
     (x_train, _), (x_test, _) = kv.datasets.load(recipe["dataset"], splits=("train", "test"))
-    if args.train_images:
-        x_train = x_train[: args.train_images]
+    x_train = x_train[: args.train_images or len(x_train)]
+    x_test = x_test[: args.test_images or len(x_test)]
     model, training = train(recipe, epochs, prior_epochs, run_dir, x_train)
     metrics = evaluate(model, x_test)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
-from zoo import common
+from zoo import common, train, train_sprites, train_text, train_vq_vae
 
 
 def test_run_folder_is_keyed_by_recipe_and_backend(tmp_path, monkeypatch):
@@ -79,3 +80,27 @@ def test_copy_beside_preset_adds_the_file_and_leaves_no_part(tmp_path):
     common.copy_beside_preset(picture, folder)
     assert (folder / "samples.png").read_bytes() == b"\x89PNG data"
     assert sorted(p.name for p in folder.iterdir()) == ["samples.png"]
+
+
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        (train, ["vae_binarized_mnist", "--eval-images", "0"]),
+        (train_sprites, ["vae_sprites", "--steps", "0"]),
+        (train_text, ["text_vae_ptb", "--train-sentences", "0"]),
+        (train_vq_vae, ["vq_vae_mnist", "--test-images", "0"]),
+        (train_vq_vae, ["vq_vae_mnist", "--epochs", "2.5"]),
+    ],
+)
+def test_count_options_refuse_zero_instead_of_running_the_default(
+    module, argv, monkeypatch, capsys
+):
+    # `--test-images 0` used to read as "not given", so the whole recipe
+    # ran into the default output folder. If parsing lets it through, fail fast.
+    def run_started(*args, **kwargs):
+        raise AssertionError(f"{argv} started a run")
+
+    monkeypatch.setattr(common, "run_folder", run_started)
+    with pytest.raises(SystemExit):
+        module.main(argv)
+    assert f"must be an integer >= 1, got {argv[-1]!r}" in capsys.readouterr().err

@@ -1,0 +1,33 @@
+import json
+
+import numpy as np
+import pytest
+
+import keras_vae as kv
+from zoo import train_vq_vae
+
+SMOKE = ["vq_vae_mnist", "--epochs", "1", "--prior-epochs", "1"]
+SMOKE += ["--train-images", "256", "--test-images", "64"]
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_a_loadable_preset_with_samples(tmp_path):
+    output, run_dir = tmp_path / "preset", tmp_path / "run"
+    args = [*SMOKE, "--output", str(output), "--run-dir", str(run_dir)]
+    metadata = train_vq_vae.main(args)
+    model = kv.from_preset(output)
+    assert isinstance(model, kv.VQVAE) and model.prior is not None
+    stored = json.loads((output / "metadata.json").read_text())
+    metrics = stored["metrics"]
+    assert metrics["test_images"] == 64 and metrics["check_images"] == 64
+    assert 0 < metrics["test_mse"] < 1 and metrics["test_prior_bits_per_code"] > 0
+    assert 1 <= metrics["test_codes_used"] <= metrics["num_embeddings"]
+    assert (output / stored["samples"]["file"]).is_file()
+    ((x_test, _),) = kv.datasets.load("mnist", ("test",))
+    np.testing.assert_array_equal(
+        model.encode(x_test[: train_vq_vae.REFERENCE_IMAGES]),
+        stored["reference_encode"]["encoding_indices"],
+    )
+    # A second call finds both stages done and writes the same figures.
+    again = train_vq_vae.main(args)
+    assert again["metrics"]["test_mse"] == metadata["metrics"]["test_mse"]
