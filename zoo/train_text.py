@@ -314,9 +314,9 @@ def results_table(vae, lm):
     """The README's Penn Treebank table, in Markdown, from two presets'
     metadata (`text_vae_ptb`'s and `lstm_lm_ptb`'s).
 
-    Rounded as printed in the README; `tests/zoo/text_presets_test.py`
-    checks that the README holds exactly this text, so the table cannot
-    drift from what was measured.
+    Rounded as printed in the README, so a test can check that the README
+    holds exactly this text and the table cannot drift from what was
+    measured.
     """
     rows = [
         "| model | test PPL | NLL (nats) | ELBO | KL | MI | active units |",
