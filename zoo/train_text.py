@@ -76,7 +76,7 @@ RECIPES = {
             "free_bits": 0.25,
             "max_length": 100,
         },
-        "optimizer": {"learning_rate": 1e-3, "global_clipnorm": 5.0},
+        "optimizer": {"learning_rate": 1e-3, "clipnorm": 5.0},
         "lr_decay": {"factor": 0.5, "patience": 2, "min_learning_rate": 3e-5},
         "batch_size": 32,
         "epochs": 100,
@@ -107,7 +107,7 @@ RECIPES = {
             "output_dropout": 0.5,
             "max_length": 100,
         },
-        "optimizer": {"learning_rate": 1e-3, "global_clipnorm": 5.0},
+        "optimizer": {"learning_rate": 1e-3, "clipnorm": 5.0},
         "lr_decay": {"factor": 0.5, "patience": 2, "min_learning_rate": 3e-5},
         "batch_size": 32,
         "epochs": 100,
@@ -132,11 +132,7 @@ def compiled_model(recipe, vocabulary):
     (Adam with the recipe's learning rate and gradient clipping)."""
     model = build_model(recipe, vocabulary)
     opt = recipe["optimizer"]
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            opt["learning_rate"], global_clipnorm=opt["global_clipnorm"]
-        )
-    )
+    model.compile(optimizer=keras.optimizers.Adam(opt["learning_rate"], clipnorm=opt["clipnorm"]))
     return model
 
 
