@@ -35,7 +35,8 @@ class TextDecoder(keras.layers.Layer):
             softmax. Defaults to `0.0`.
         pad_id: int. Id of `<pad>`. Defaults to `0`.
         unk_id: int. Id of `<unk>`. Defaults to `3`.
-        seed: int or `None`. Seed of the word dropout. Defaults to `None`.
+        seed: int or `None`. Seed of the dropouts (`seed`, `seed + 1`) and
+            the word dropout (`seed + 2`). Defaults to `None`.
         **kwargs: Base layer keyword arguments.
 
     Call arguments:
@@ -110,7 +111,9 @@ class TextDecoder(keras.layers.Layer):
             self.initial_cell = layers.Dense(
                 self.hidden_dim, name="initial_cell"
             )
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        # seed, seed + 1 and seed + 2: one seed for all three would give
+        # correlated streams (the same counter-based bits on every backend).
+        self.seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 2)
 
     def build(self, input_shape=None):
         self.embedding.build((None, None))

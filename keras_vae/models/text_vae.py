@@ -189,7 +189,9 @@ class TextVAE(GenerativeModel):
             output_dropout=self.output_dropout,
             pad_id=self.vocabulary.pad_id,
             unk_id=self.vocabulary.unk_id,
-            seed=self.seed,
+            # Its dropouts use seed + 1 and + 2, its word dropout seed + 3:
+            # streams from one seed would be correlated with the sampling's.
+            seed=None if self.seed is None else self.seed + 1,
             name="text_decoder",
         )
         outputs = layer(inputs if self.latent_dim else token_ids)

@@ -51,6 +51,22 @@ def vae():
     return model
 
 
+def test_random_streams_have_distinct_seeds():
+    # One seed for the sampling, both dropouts and the word dropout would
+    # draw correlated noise: counter-based generators give the same leading
+    # bits for the same seed whatever the shape.
+    model = tiny(seed=7, word_dropout=0.1, embedding_dropout=0.1, output_dropout=0.1)
+    decoder = model.text_decoder
+    generators = [
+        model.sampling.seed_generator,
+        decoder.input_dropout_layer.seed_generator,
+        decoder.output_dropout_layer.seed_generator,
+        decoder.seed_generator,
+    ]
+    seeds = [int(keras.ops.convert_to_numpy(g.state)[0]) for g in generators]
+    assert seeds == [7, 8, 9, 10]
+
+
 def test_training_logs_annealing_and_free_bits(vae):
     logs = vae.history_
     assert set(logs) >= {"loss", "reconstruction_loss", "kl_loss", "kl_weight"}
