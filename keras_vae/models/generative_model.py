@@ -55,16 +55,26 @@ class GenerativeModel(Trainer, keras.Model):
         """
         raise NotImplementedError
 
-    def update_loss_trackers(self, terms):
-        """Updates one running mean per loss term and returns the logs."""
+    def update_loss_trackers(self, terms, x=None):
+        """Updates one running mean per loss term and returns the logs.
+
+        Each batch counts by its number of examples (the leading dimension
+        of `x`), so the logs of an epoch are per-example means however the
+        batches differ in size: an unweighted mean of batch means would
+        count the short last batch, or the few long sentences of a
+        length-bucketed batch, as much as a full batch.
+        """
         missing = [n for n in self.loss_term_names if n not in terms]
         if missing:
             raise ValueError(
                 f"{type(self).__name__}.compute_loss_terms() did not return "
                 f"the loss terms {missing}."
             )
+        weight = None
+        if x is not None:
+            weight = ops.cast(ops.shape(keras.tree.flatten(x)[0])[0], "float32")
         for tracker in self.loss_trackers:
-            tracker.update_state(terms[tracker.name])
+            tracker.update_state(terms[tracker.name], sample_weight=weight)
         return {tracker.name: tracker.result() for tracker in self.loss_trackers}
 
     def advance_step(self, training):

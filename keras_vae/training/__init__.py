@@ -6,8 +6,8 @@ in a model's bases. It needs two things from the model:
 
 - `compute_loss_terms(x, training)`: a dict of scalar tensors with a `"loss"`
   entry (the objective) and named parts, written with `keras.ops` only;
-- `update_loss_trackers(terms)`: updates one `keras.metrics.Mean` per term
-  and returns the logs.
+- `update_loss_trackers(terms, x)`: updates one `keras.metrics.Mean` per
+  term, weighted by the batch size of `x`, and returns the logs.
 
 Anything else a step changes (seed generators, EMA codebooks, step counters)
 is an ordinary non-trainable variable assigned inside `compute_loss_terms`.

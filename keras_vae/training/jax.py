@@ -53,10 +53,10 @@ class Trainer:
                 loss = self.optimizer.scale_loss(loss)
         return loss, (terms, non_trainable_variables)
 
-    def _stateless_update_trackers(self, metrics_variables, terms):
+    def _stateless_update_trackers(self, metrics_variables, terms, x):
         mapping = list(zip(self.metrics_variables, metrics_variables))
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            logs = self.update_loss_trackers(terms)
+            logs = self.update_loss_trackers(terms, x)
         return logs, _updated_values(scope, self.metrics_variables, metrics_variables)
 
     def train_step(self, state, data):
@@ -78,7 +78,7 @@ class Trainer:
         trainable_variables, optimizer_variables = self.optimizer.stateless_apply(
             optimizer_variables, gradients, trainable_variables
         )
-        logs, metrics_variables = self._stateless_update_trackers(metrics_variables, terms)
+        logs, metrics_variables = self._stateless_update_trackers(metrics_variables, terms, x)
         state = (
             trainable_variables,
             non_trainable_variables,
@@ -93,7 +93,7 @@ class Trainer:
         _, (terms, non_trainable_variables) = self._stateless_loss_terms(
             trainable_variables, non_trainable_variables, x, False
         )
-        logs, metrics_variables = self._stateless_update_trackers(metrics_variables, terms)
+        logs, metrics_variables = self._stateless_update_trackers(metrics_variables, terms, x)
         return logs, (
             trainable_variables,
             non_trainable_variables,

@@ -53,7 +53,7 @@ class Trainer:
         self.optimizer.apply(gradients, variables)
         if num_replicas > 1:
             self._synchronize_replica_state()
-        return self.update_loss_trackers(terms)
+        return self.update_loss_trackers(terms, x)
 
     def _synchronize_replica_state(self):
         """Averages the replicas' copies of state assigned in the step."""
@@ -76,7 +76,7 @@ class Trainer:
     def test_step(self, data):
         x, _, _ = unpack_x_y_sample_weight(data)
         terms = self.compute_loss_terms(x, training=False)
-        return self.update_loss_trackers(terms)
+        return self.update_loss_trackers(terms, x)
 
 
 def replica_mismatches(variables, atol=0.0):

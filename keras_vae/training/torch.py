@@ -25,10 +25,10 @@ class Trainer:
         gradients = [v.value.grad for v in variables]
         with torch.no_grad():
             self.optimizer.apply(gradients, variables)
-        return self.update_loss_trackers(terms)
+        return self.update_loss_trackers(terms, x)
 
     def test_step(self, data):
         # Keras already runs the test function under `torch.no_grad()`.
         x, _, _ = unpack_x_y_sample_weight(data)
         terms = self.compute_loss_terms(x, training=False)
-        return self.update_loss_trackers(terms)
+        return self.update_loss_trackers(terms, x)
