@@ -55,7 +55,7 @@ class GenerativeModel(Trainer, keras.Model):
         """
         raise NotImplementedError
 
-    def update_loss_trackers(self, terms, x=None):
+    def update_loss_trackers(self, terms, x):
         """Updates one running mean per loss term and returns the logs.
 
         Each batch counts by its number of examples (the leading dimension
@@ -70,9 +70,7 @@ class GenerativeModel(Trainer, keras.Model):
                 f"{type(self).__name__}.compute_loss_terms() did not return "
                 f"the loss terms {missing}."
             )
-        weight = None
-        if x is not None:
-            weight = ops.cast(ops.shape(keras.tree.flatten(x)[0])[0], "float32")
+        weight = ops.cast(ops.shape(keras.tree.flatten(x)[0])[0], "float32")
         for tracker in self.loss_trackers:
             tracker.update_state(terms[tracker.name], sample_weight=weight)
         return {tracker.name: tracker.result() for tracker in self.loss_trackers}
