@@ -1,6 +1,6 @@
 """What the zoo's training scripts share: the resumable run folder and its
-backups, atomic JSON files, the best-weights and progress callbacks, and
-the hardware line of the metadata."""
+backups, atomic JSON files, the best-weights, progress and callback-state
+callbacks, and the hardware line of the metadata."""
 
 import argparse
 import hashlib
@@ -179,3 +179,68 @@ class EpochLog(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **logs})
         items = " ".join(f"{k}={v:.4g}" for k, v in sorted(logs.items()))
         print(f"epoch {epoch + 1} [{self.seconds():.0f}s] {items}", flush=True)
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Keeps the counters of stateful callbacks across restarts.
+
+    `BackupAndRestore` restores the weights, the optimizer (learning rate
+    included) and the epoch, but `EarlyStopping` and `ReduceLROnPlateau`
+    start a resumed `fit` with a fresh patience and no best value, so a run
+    interrupted often would decay and stop later than one that was not.
+    This callback saves their `wait`, `best` and `cooldown_counter` after
+    every epoch in `callback_state.json`, keyed by the number of completed
+    epochs, and puts back the state of the epoch the backup resumes from.
+    Put it after `backup_and_restore(run_dir)` and after the callbacks it
+    keeps.
+
+    Args:
+        run_dir: the run folder.
+        callbacks: dict of name -> callback whose state is kept.
+    """
+
+    ATTRIBUTES = ("wait", "best", "cooldown_counter")
+
+    def __init__(self, run_dir, callbacks):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "callback_state.json"
+        self.callbacks = callbacks
+
+    def _snapshot(self):
+        state = {}
+        for name, callback in self.callbacks.items():
+            state[name] = {
+                attribute: None if getattr(callback, attribute) is None
+                else float(getattr(callback, attribute))
+                for attribute in self.ATTRIBUTES
+                if hasattr(callback, attribute)
+            }
+        return state
+
+    def _saved(self):
+        return json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def on_train_begin(self, logs=None):
+        epochs = backed_up_epochs(self.run_dir)
+        if not epochs:
+            return
+        state = self._saved().get(str(epochs))
+        if state is None:
+            print(
+                f"No callback state saved for epoch {epochs}: early stopping and "
+                "learning-rate decay restart their patience.",
+                flush=True,
+            )
+            return
+        for name, values in state.items():
+            for attribute, value in values.items():
+                if attribute != "best" and value is not None:
+                    value = int(value)
+                setattr(self.callbacks[name], attribute, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        saved = self._saved()
+        saved[str(epoch + 1)] = self._snapshot()
+        recent = sorted(saved, key=int)[-3:]
+        write_json(self.path, {key: saved[key] for key in recent})

@@ -152,15 +152,17 @@ def train(recipe, epochs, run_dir, x_train, x_valid, stop_now=False):
         )
     elif not done_path.is_file():
         log = common.EpochLog(run_dir)
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor="val_neg_elbo",
+            patience=recipe["early_stopping_patience"],
+            mode="min",
+        )
         callbacks = [
             common.backup_and_restore(run_dir),
             _NegativeElbo(),
             keep_best,
-            keras.callbacks.EarlyStopping(
-                monitor="val_neg_elbo",
-                patience=recipe["early_stopping_patience"],
-                mode="min",
-            ),
+            early_stopping,
+            common.ResumeState(run_dir, {"early_stopping": early_stopping}),
             log,
         ]
         model.fit(

@@ -80,7 +80,7 @@ RECIPES = {
         "lr_decay": {"factor": 0.5, "patience": 2, "min_learning_rate": 3e-5},
         "batch_size": 32,
         "epochs": 100,
-        "early_stopping_patience": 10,
+        "early_stopping_patience": 4,
         "seed": 0,
         "eval_samples": 500,
         "eval_sentences": 3761,
@@ -111,7 +111,7 @@ RECIPES = {
         "lr_decay": {"factor": 0.5, "patience": 2, "min_learning_rate": 3e-5},
         "batch_size": 32,
         "epochs": 100,
-        "early_stopping_patience": 10,
+        "early_stopping_patience": 4,
         "seed": 0,
         "eval_samples": 1,
         "eval_sentences": 3761,
@@ -168,22 +168,26 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
         valid_batches = TextBatches(valid, model.tokenize, batch_size=256, shuffle=False)
         decay = recipe["lr_decay"]
         log = common.EpochLog(run_dir)
-        callbacks = [
-            common.backup_and_restore(run_dir),
-            _ValidationObjective(),
-            keep_best,
-            keras.callbacks.ReduceLROnPlateau(
+        schedule = {
+            "lr_decay": keras.callbacks.ReduceLROnPlateau(
                 monitor="val_objective",
                 factor=decay["factor"],
                 patience=decay["patience"],
                 min_lr=decay["min_learning_rate"],
                 mode="min",
             ),
-            keras.callbacks.EarlyStopping(
+            "early_stopping": keras.callbacks.EarlyStopping(
                 monitor="val_objective",
                 patience=recipe["early_stopping_patience"],
                 mode="min",
             ),
+        }
+        callbacks = [
+            common.backup_and_restore(run_dir),
+            _ValidationObjective(),
+            keep_best,
+            *schedule.values(),
+            common.ResumeState(run_dir, schedule),
             log,
         ]
         model.fit(

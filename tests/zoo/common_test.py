@@ -72,6 +72,53 @@ def test_backup_outlives_fit_and_survives_a_truncated_checkpoint(tmp_path):
     assert not backup.exists() and common.backed_up_epochs(tmp_path) is None
 
 
+class _Scripted(keras.callbacks.Callback):
+    """Writes a scripted `val_objective` into the logs of each epoch."""
+
+    VALUES = [5.0, 4.0, 4.5, 4.6, 4.7, 4.8, 4.9, 5.0, 5.1, 5.2]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_objective"] = self.VALUES[epoch]
+
+
+def _fit_with_schedule(run_dir, epochs):
+    """Fits a tiny model for `epochs` (resuming from `run_dir`) with the zoo's
+    early stopping and learning-rate decay; returns the epochs run and the
+    final learning rate."""
+    x, y = np.ones((8, 3), "float32"), np.ones((8, 1), "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    schedule = {
+        "lr_decay": keras.callbacks.ReduceLROnPlateau(
+            "val_objective", factor=0.5, patience=2, mode="min"
+        ),
+        "early_stopping": keras.callbacks.EarlyStopping("val_objective", patience=3, mode="min"),
+    }
+    callbacks = [
+        common.backup_and_restore(run_dir),
+        _Scripted(),
+        *schedule.values(),
+        common.ResumeState(run_dir, schedule),
+    ]
+    history = model.fit(x, y, epochs=epochs, callbacks=callbacks, verbose=0)
+    return history.epoch, float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def test_resume_state_makes_an_interrupted_run_stop_and_decay_as_an_uninterrupted_one(
+    tmp_path,
+):
+    # Uninterrupted: best 4.0 at epoch 1, decay after epoch 3, stop after 4.
+    epochs, learning_rate = _fit_with_schedule(tmp_path / "whole", 10)
+    assert epochs == [0, 1, 2, 3, 4] and learning_rate == 0.5
+    # Interrupted after 3 epochs: without the saved counters the resumed run
+    # would take 4.6 as a new best and stop only after epoch 6.
+    _fit_with_schedule(tmp_path / "split", 3)
+    saved = json.loads((tmp_path / "split" / "callback_state.json").read_text())
+    assert saved["3"]["early_stopping"] == {"wait": 1.0, "best": 4.0}
+    epochs, learning_rate = _fit_with_schedule(tmp_path / "split", 10)
+    assert epochs == [3, 4] and learning_rate == 0.5
+
+
 def test_copy_beside_preset_adds_the_file_and_leaves_no_part(tmp_path):
     picture = tmp_path / "samples.png"
     picture.write_bytes(b"\x89PNG data")
