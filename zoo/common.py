@@ -210,12 +210,11 @@ class ResumeState(keras.callbacks.Callback):
     def _snapshot(self):
         state = {}
         for name, callback in self.callbacks.items():
-            state[name] = {
-                attribute: None if getattr(callback, attribute) is None
-                else float(getattr(callback, attribute))
-                for attribute in self.ATTRIBUTES
-                if hasattr(callback, attribute)
-            }
+            state[name] = {}
+            for attribute in self.ATTRIBUTES:
+                if hasattr(callback, attribute):
+                    value = getattr(callback, attribute)
+                    state[name][attribute] = None if value is None else float(value)
         return state
 
     def _saved(self):
