@@ -339,6 +339,33 @@ def results_table(vae, lm):
     return "\n".join(rows) + "\n"
 
 
+def _markdown(sentence):
+    """`sentence` as Markdown table text (`<unk>` would read as HTML)."""
+    return sentence.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|") or "(empty)"
+
+
+def examples_markdown(vae):
+    """The README's reconstructions, samples and homotopy of the text VAE,
+    in Markdown, from `text_vae_ptb`'s metadata (so a test can check that
+    the README shows what the preset produces)."""
+    ex = vae["examples"]
+
+    def table(header, rows):
+        lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        lines += ["| " + " | ".join(_markdown(s) for s in row) + " |" for row in rows]
+        return lines
+
+    lines = table(
+        ("input", "greedy reconstruction", "beam reconstruction"),
+        zip(ex["inputs"], ex["reconstructions_greedy"], ex["reconstructions_beam"]),
+    )
+    lines += ["", "Samples, z ~ N(0, I), seed 0:", ""]
+    lines += table(("sampled words", "greedy words"), zip(ex["samples"], ex["samples_greedy"]))
+    lines += ["", "Homotopy (greedy decoding of evenly spaced codes between two sentences):", ""]
+    lines += [f"{i}. {_markdown(sentence)}" for i, sentence in enumerate(ex["homotopy"], 1)]
+    return "\n".join(lines) + "\n"
+
+
 def examples(model):
     """Reconstructions, samples and a homotopy for the README."""
     if not model.latent_dim:

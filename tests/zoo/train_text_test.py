@@ -32,6 +32,10 @@ def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path):
     assert isinstance(sentence, str)
     examples = stored["examples"]
     assert len(examples["homotopy"]) == 5 and len(examples["samples"]) == 5
+    assert "mr. &lt;unk&gt; is chairman" in train_text.examples_markdown(stored)
+    # The patience counters are kept for a resumed run (zoo.common.ResumeState).
+    state = json.loads((run_dir / "callback_state.json").read_text())
+    assert set(state["1"]) == {"lr_decay", "early_stopping"}
     checks = train_text.recheck_metrics(output)
     assert checks["check_perplexity"][0] == metrics["check_perplexity"]
     # A wrong figure in the metadata is caught.
@@ -84,3 +88,21 @@ def test_results_table_prints_both_models_from_their_metadata():
     assert table[3] == (
         "| LSTM VAE (`text_vae_ptb`) | 101.46 | 100.90 | -103.25 | 8.00 | 4.50 | 11 / 32 |"
     )
+
+
+def test_examples_markdown_escapes_words_and_marks_empty_sentences():
+    vae = {
+        "examples": {
+            "inputs": ["mr. <unk> said", "a | b", "the end"],
+            "reconstructions_greedy": ["mr. <unk> said", "", "the end"],
+            "reconstructions_beam": ["mr. <unk> says", "a b", "the end"],
+            "samples": ["one", "two"],
+            "samples_greedy": ["uno", "dos"],
+            "homotopy": ["mr. <unk> said", "the end"],
+        }
+    }
+    text = train_text.examples_markdown(vae).splitlines()
+    assert text[2] == "| mr. &lt;unk&gt; said | mr. &lt;unk&gt; said | mr. &lt;unk&gt; says |"
+    assert text[3] == "| a \\| b | (empty) | a b |"
+    assert "| two | dos |" in text
+    assert text[-2:] == ["1. mr. &lt;unk&gt; said", "2. the end"]
