@@ -190,9 +190,8 @@ class ResumeState(keras.callbacks.Callback):
     interrupted often would decay and stop later than one that was not.
     This callback saves their `wait`, `best` and `cooldown_counter` after
     every epoch in `callback_state.json`, keyed by the number of completed
-    epochs, and puts back the state of the epoch the backup resumes from.
-    Put it after `backup_and_restore(run_dir)` and after the callbacks it
-    keeps.
+    epochs (the last three), and puts back the state of the epoch the
+    backup resumes from. Put it after the callbacks it keeps.
 
     Args:
         run_dir: the run folder.
@@ -221,13 +220,20 @@ class ResumeState(keras.callbacks.Callback):
         return json.loads(self.path.read_text()) if self.path.is_file() else {}
 
     def on_train_begin(self, logs=None):
-        epochs = backed_up_epochs(self.run_dir)
-        if not epochs:
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # `epoch` of the first call is the number of epochs the backup
+        # resumed from (the previous one when the latest was unreadable).
+        if not self._first_epoch:
             return
-        state = self._saved().get(str(epochs))
+        self._first_epoch = False
+        if epoch == 0:
+            return
+        state = self._saved().get(str(epoch))
         if state is None:
             print(
-                f"No callback state saved for epoch {epochs}: early stopping and "
+                f"No callback state saved for epoch {epoch}: early stopping and "
                 "learning-rate decay restart their patience.",
                 flush=True,
             )

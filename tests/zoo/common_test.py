@@ -117,6 +117,13 @@ def test_resume_state_makes_an_interrupted_run_stop_and_decay_as_an_uninterrupte
     assert saved["3"]["early_stopping"] == {"wait": 1.0, "best": 4.0}
     epochs, learning_rate = _fit_with_schedule(tmp_path / "split", 10)
     assert epochs == [3, 4] and learning_rate == 0.5
+    # Killed while writing epoch 3's checkpoint: the backup resumes from
+    # epoch 2, and so do the counters (before the decay: learning rate 1).
+    _fit_with_schedule(tmp_path / "killed", 3)
+    latest = tmp_path / "killed" / "backup" / "latest.weights.h5"
+    latest.write_bytes(latest.read_bytes()[:100])
+    epochs, learning_rate = _fit_with_schedule(tmp_path / "killed", 10)
+    assert epochs == [2, 3, 4] and learning_rate == 0.5
 
 
 def test_copy_beside_preset_adds_the_file_and_leaves_no_part(tmp_path):
