@@ -1,5 +1,5 @@
 """What the zoo's training scripts share: the resumable run folder and its
-backups, atomic JSON files, the best-weights, progress and callback-state
+backups, atomic JSON files, the best-weights, progress and resume-state
 callbacks, and the hardware line of the metadata."""
 
 import argparse
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from keras_vae import presets
 
@@ -182,29 +183,38 @@ class EpochLog(keras.callbacks.Callback):
 
 
 class ResumeState(keras.callbacks.Callback):
-    """Keeps the counters of stateful callbacks across restarts.
+    """Keeps what `BackupAndRestore` does not across restarts: the counters
+    of stateful callbacks and the model's random states.
 
     `BackupAndRestore` restores the weights, the optimizer (learning rate
     included) and the epoch, but `EarlyStopping` and `ReduceLROnPlateau`
-    start a resumed `fit` with a fresh patience and no best value, so a run
-    interrupted often would decay and stop later than one that was not.
-    This callback saves their `wait`, `best` and `cooldown_counter` after
-    every epoch in `callback_state.json`, keyed by the number of completed
-    epochs (the last three), and puts back the state of the epoch the
-    backup resumes from. Put it after the callbacks it keeps.
+    start a resumed `fit` with a fresh patience and no best value (a run
+    interrupted often would decay and stop later), and the weights file
+    has no `SeedGenerator` state, so every restart replays the dropout
+    masks and latent noise of the run's first epochs. This callback saves
+    the callbacks' `wait`, `best` and `cooldown_counter`, and every seed
+    generator state of the model, after each epoch in
+    `callback_state.json` (keyed by the number of completed epochs, the
+    last three kept), and puts back those of the epoch `fit` resumes from.
+    Put it after the callbacks it keeps.
 
     Args:
         run_dir: the run folder.
-        callbacks: dict of name -> callback whose state is kept.
+        callbacks: dict of name -> callback whose counters are kept.
     """
 
     ATTRIBUTES = ("wait", "best", "cooldown_counter")
+    RANDOM = "random_states"  # the key of the model's seed generator states
 
     def __init__(self, run_dir, callbacks):
         super().__init__()
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / "callback_state.json"
+        self.path = Path(run_dir) / "callback_state.json"
         self.callbacks = callbacks
+
+    def _random_states(self):
+        # Each `keras.random.SeedGenerator` keeps its state in a variable of
+        # this name; `model.variables` lists them in a fixed order.
+        return [v for v in self.model.variables if v.name == "seed_generator_state"]
 
     def _snapshot(self):
         state = {}
@@ -214,10 +224,25 @@ class ResumeState(keras.callbacks.Callback):
                 if hasattr(callback, attribute):
                     value = getattr(callback, attribute)
                     state[name][attribute] = None if value is None else float(value)
+        state[self.RANDOM] = [keras.ops.convert_to_numpy(v).tolist() for v in self._random_states()]
         return state
 
     def _saved(self):
         return json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def _restore(self, state):
+        for name, callback in self.callbacks.items():
+            for attribute, value in state.get(name, {}).items():
+                if attribute != "best" and value is not None:
+                    value = int(value)
+                setattr(callback, attribute, value)
+        variables = self._random_states()
+        values = state.get(self.RANDOM)
+        if values is None or len(values) != len(variables):
+            print("No random state saved for this model: its seeds restart.", flush=True)
+            return
+        for variable, value in zip(variables, values):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
 
     def on_train_begin(self, logs=None):
         self._first_epoch = True
@@ -233,16 +258,12 @@ class ResumeState(keras.callbacks.Callback):
         state = self._saved().get(str(epoch))
         if state is None:
             print(
-                f"No callback state saved for epoch {epoch}: early stopping and "
-                "learning-rate decay restart their patience.",
+                f"No state saved for epoch {epoch}: early stopping and learning-rate "
+                "decay restart their patience, and the model its seeds.",
                 flush=True,
             )
             return
-        for name, values in state.items():
-            for attribute, value in values.items():
-                if attribute != "best" and value is not None:
-                    value = int(value)
-                setattr(self.callbacks[name], attribute, value)
+        self._restore(state)
 
     def on_epoch_end(self, epoch, logs=None):
         saved = self._saved()

@@ -126,6 +126,38 @@ def test_resume_state_makes_an_interrupted_run_stop_and_decay_as_an_uninterrupte
     assert epochs == [2, 3, 4] and learning_rate == 0.5
 
 
+def _fit_with_dropout(run_dir, epochs):
+    """Fits a tiny model with dropout for `epochs` (resuming from
+    `run_dir`); returns its weights."""
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(8), keras.layers.Dropout(0.5, seed=1)]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    callbacks = [common.backup_and_restore(run_dir), common.ResumeState(run_dir, {})]
+    model.fit(
+        x,
+        np.ones((16, 8), "float32"),
+        epochs=epochs,
+        batch_size=4,
+        shuffle=False,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    return model.get_weights()
+
+
+def test_resume_state_continues_the_random_streams_of_the_interrupted_run(tmp_path):
+    whole = _fit_with_dropout(tmp_path / "whole", 4)
+    _fit_with_dropout(tmp_path / "split", 2)
+    resumed = _fit_with_dropout(tmp_path / "split", 4)
+    # Without the saved seed states, epochs 3-4 would replay the dropout
+    # masks of epochs 1-2 and end on other weights.
+    for a, b in zip(resumed, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
 def test_copy_beside_preset_adds_the_file_and_leaves_no_part(tmp_path):
     picture = tmp_path / "samples.png"
     picture.write_bytes(b"\x89PNG data")
