@@ -193,22 +193,24 @@ class ResumeState(keras.callbacks.Callback):
     has no `SeedGenerator` state, so every restart replays the dropout
     masks and latent noise of the run's first epochs. This callback saves
     the callbacks' `wait`, `best` and `cooldown_counter`, and every seed
-    generator state of the model, after each epoch in
-    `callback_state.json` (keyed by the number of completed epochs, the
-    last three kept), and puts back those of the epoch `fit` resumes from.
-    Put it after the callbacks it keeps.
+    generator state of the model, after each epoch in `<name>.json`
+    (keyed by the number of completed epochs, the last three kept), and
+    puts back those of the epoch `fit` resumes from. Put it after the
+    callbacks it keeps.
 
     Args:
         run_dir: the run folder.
         callbacks: dict of name -> callback whose counters are kept.
+        name: the state file's name, one per `fit` of a run (as the
+            backup's). Defaults to `"callback_state"`.
     """
 
     ATTRIBUTES = ("wait", "best", "cooldown_counter")
     RANDOM = "random_states"  # the key of the model's seed generator states
 
-    def __init__(self, run_dir, callbacks):
+    def __init__(self, run_dir, callbacks, name="callback_state"):
         super().__init__()
-        self.path = Path(run_dir) / "callback_state.json"
+        self.path = Path(run_dir) / f"{name}.json"
         self.callbacks = callbacks
 
     def _random_states(self):

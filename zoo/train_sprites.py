@@ -196,6 +196,7 @@ def train(recipe, steps, steps_per_epoch, run_dir, validation_images):
             shuffle=False,  # batches are random draws already
             callbacks=[
                 common.backup_and_restore(run_dir),
+                common.ResumeState(run_dir, {}),
                 _DisentanglementLog(),
                 log,
             ],

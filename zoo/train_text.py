@@ -165,6 +165,8 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
             seed=recipe["seed"],
             max_length=model.max_length,
         )
+        # A resumed run gets the batches an uninterrupted one would.
+        batches.epoch = common.backed_up_epochs(run_dir) or 0
         valid_batches = TextBatches(valid, model.tokenize, batch_size=256, shuffle=False)
         decay = recipe["lr_decay"]
         log = common.EpochLog(run_dir)
@@ -203,6 +205,7 @@ def train(recipe, epochs, run_dir, vocabulary, train_sentences, valid):
                 "train_seconds": log.seconds(),
                 "best": keep_best.record,
                 "epochs_requested": epochs,
+                "epochs_completed": common.backed_up_epochs(run_dir),
             },
         )
         common.remove_backup(run_dir)
@@ -452,6 +455,7 @@ def main(argv=None):
         "commands": commands,
         "recipe": recipe,
         "epochs_requested": epochs,
+        "epochs_completed": training.get("epochs_completed"),
         "best_epoch": training["best"]["epoch"],
         "best_val_objective": training["best"]["val_objective"],
         "train_seconds": round(training["train_seconds"], 1),

@@ -168,6 +168,7 @@ def train(recipe, epochs, prior_epochs, run_dir, x_train):
             shuffle=True,
             callbacks=[
                 common.backup_and_restore(run_dir, "backup_vq_vae"),
+                common.ResumeState(run_dir, {}, "state_vq_vae"),
                 _Log("vq_vae", start),
             ],
             verbose=0,
@@ -193,6 +194,7 @@ def train(recipe, epochs, prior_epochs, run_dir, x_train):
             shuffle=True,
             callbacks=[
                 common.backup_and_restore(run_dir, "backup_prior"),
+                common.ResumeState(run_dir, {}, "state_prior"),
                 _Log("prior", start),
             ],
             verbose=0,

@@ -25,7 +25,10 @@ class TextBatches(keras.utils.PyDataset):
             `model.tokenize` (the model's vocabulary).
         batch_size: int. Sentences per batch. Defaults to `32`.
         shuffle: bool. Reshuffle at every epoch. Defaults to `True`.
-        seed: int or `None`. Seed of the shuffling. Defaults to `None`.
+        seed: int or `None`. Seed of the shuffling: epoch `e`'s batches
+            depend on `seed` and `e` only, so a resumed run that sets
+            `epoch` gets the batches an uninterrupted one would. Defaults
+            to `None`.
         pad_to_multiple: int. Defaults to `8`.
         max_length: int or `None`. Longest sentence in words; longer ones
             raise a `ValueError`. Defaults to `None`.
@@ -59,7 +62,7 @@ class TextBatches(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.pad_to_multiple = int(pad_to_multiple)
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
         self.lengths = np.array([len(s.split()) for s in self.sentences])
         if max_length is not None and self.lengths.max() > max_length:
             raise ValueError(
@@ -67,12 +70,28 @@ class TextBatches(keras.utils.PyDataset):
                 f"max_length={max_length}."
             )
         self.batches = []
-        self.on_epoch_end()
+        self.epoch = 0
+
+    @property
+    def epoch(self):
+        """The epoch whose batches `__getitem__` serves; set it to resume a
+        run (epoch `e`'s order depends on `seed` and `e` only)."""
+        return self._epoch
+
+    @epoch.setter
+    def epoch(self, epoch):
+        self._epoch = int(epoch)
+        self._arrange()
 
     def on_epoch_end(self):
+        self.epoch += 1
+
+    def _arrange(self):
         if self.shuffle:
+            seed = None if self.seed is None else [self.seed, self._epoch]
+            rng = np.random.default_rng(seed)
             # Random tie-breaking: equal-length sentences mix across epochs.
-            noise = self.rng.random(len(self.lengths))
+            noise = rng.random(len(self.lengths))
             order = np.lexsort((noise, self.lengths))
         else:
             order = np.argsort(self.lengths, kind="stable")
@@ -81,7 +100,7 @@ class TextBatches(keras.utils.PyDataset):
             for i in range(0, len(order), self.batch_size)
         ]
         if self.shuffle:
-            self.rng.shuffle(self.batches)
+            rng.shuffle(self.batches)
         # Keras' TensorFlow trainer builds its `tf.data` signature from the
         # first two batches and fixes every dimension they share: if both
         # had one length, a longer batch later in the epoch would fail.

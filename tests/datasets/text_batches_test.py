@@ -56,3 +56,23 @@ def test_fit_and_evaluate_on_batches_of_varying_length():
         TextBatches(MIXED, vocabulary.tokenize, 4, shuffle=False), verbose=0, return_dict=True
     )
     assert np.isfinite(logs["loss"])
+
+
+def test_an_epoch_batches_depend_on_seed_and_epoch_only():
+    vocabulary = Vocabulary(["a"])
+    corpus = [" ".join(["a"] * n) + " b" * i for i, n in enumerate(range(1, 25))]
+
+    def contents(batches):
+        return [tuple(vocabulary.detokenize(batches[i][0])) for i in range(len(batches))]
+
+    run = TextBatches(corpus, vocabulary.tokenize, 4, seed=3)
+    epochs = []
+    for _ in range(3):
+        epochs.append(contents(run))
+        run.on_epoch_end()
+    assert epochs[0] != epochs[1] != epochs[2]  # reshuffled every epoch
+    # A resumed run sets the epoch and gets the uninterrupted run's batches.
+    resumed = TextBatches(corpus, vocabulary.tokenize, 4, seed=3)
+    resumed.epoch = 2
+    assert contents(resumed) == epochs[2]
+    assert contents(TextBatches(corpus, vocabulary.tokenize, 4, seed=4)) != epochs[0]

@@ -24,6 +24,7 @@ def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path):
     assert model.latent_dim == 4 and model.vocabulary.size >= 10_000
     assert model.vocabulary.size == stored["dataset"]["vocabulary_size"]
     assert stored["recipe"]["model"]["hidden_dim"] == 8
+    assert stored["epochs_completed"] == 1 and stored["best_epoch"] == 1
     metrics = stored["metrics"]
     assert metrics["perplexity"] > 1 and np.isfinite(metrics["nll"])
     assert metrics["kl"] >= 0 and 0 <= metrics["active_units"] <= 4
@@ -35,7 +36,9 @@ def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path):
     assert "mr. &lt;unk&gt; is chairman" in train_text.examples_markdown(stored)
     # The patience counters are kept for a resumed run (zoo.common.ResumeState).
     state = json.loads((run_dir / "callback_state.json").read_text())
-    assert set(state["1"]) == {"lr_decay", "early_stopping"}
+    assert set(state["1"]) == {"lr_decay", "early_stopping", "random_states"}
+    # Latent noise, 3 dropouts (and the LSTM layers' own, unused).
+    assert len(state["1"]["random_states"]) >= 4
     checks = train_text.recheck_metrics(output)
     assert checks["check_perplexity"][0] == metrics["check_perplexity"]
     # A wrong figure in the metadata is caught.
