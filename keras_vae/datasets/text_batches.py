@@ -69,8 +69,7 @@ class TextBatches(keras.utils.PyDataset):
                 f"A sentence has {self.lengths.max()} words, more than "
                 f"max_length={max_length}."
             )
-        self.batches = []
-        self.epoch = 0
+        self.epoch = 0  # arranges epoch 0's batches
 
     @property
     def epoch(self):
