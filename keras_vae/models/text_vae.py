@@ -202,6 +202,71 @@ class TextVAE(GenerativeModel):
         """The `TextDecoder` layer inside `decoder` (used to generate)."""
         return self.decoder.get_layer("text_decoder")
 
+    def initialize_from_language_model(self, language_model):
+        """Starts the decoder (and the encoder's embedding) from a trained
+        `LSTMLanguageModel`.
+
+        The decoder gets the language model's embedding, LSTM and softmax
+        weights; the weights that read `z` (the LSTM kernel's rows for `z`
+        and the initial-state layer) are set to zero, so right after this
+        call the decoder assigns every sentence the language model's
+        probabilities whatever `z` is, and training teaches it to use `z`.
+        The encoder's embedding is copied too; the rest of the encoder keeps
+        its random initialization. Call it before `fit` (a run resumed from
+        a checkpoint overwrites these weights with the checkpoint's).
+
+        Args:
+            language_model: an `LSTMLanguageModel` with the same vocabulary,
+                `embedding_dim` and `hidden_dim`.
+
+        Example:
+
+        >>> from keras_vae.layers import Vocabulary
+        >>> from keras_vae.models import LSTMLanguageModel
+        >>> vocabulary = Vocabulary.from_sentences(["the cat sat", "a dog ran"])
+        >>> lm = LSTMLanguageModel(vocabulary, embedding_dim=8, hidden_dim=8)
+        >>> vae = TextVAE(vocabulary, latent_dim=2, embedding_dim=8, hidden_dim=8)
+        >>> vae.initialize_from_language_model(lm)
+        >>> ids = vae.tokenize(["the dog sat"])
+        >>> z = np.ones((1, 2), "float32")
+        >>> with_z = vae.decoder.predict_on_batch([ids, z])
+        >>> bool(np.allclose(with_z, lm.decoder.predict_on_batch(ids), atol=1e-6))
+        True
+        """
+        self._require_latent("initialize from a language model")
+        if getattr(language_model, "latent_dim", None) != 0:
+            raise TypeError(
+                "`language_model` must be an LSTMLanguageModel (a TextVAE without "
+                f"latent); got {type(language_model).__name__}."
+            )
+        for name in ("embedding_dim", "hidden_dim"):
+            if getattr(language_model, name) != getattr(self, name):
+                raise ValueError(
+                    f"The language model's {name} is {getattr(language_model, name)}, "
+                    f"this model's is {getattr(self, name)}: they must match."
+                )
+        if list(language_model.vocabulary.tokens) != list(self.vocabulary.tokens):
+            raise ValueError(
+                "The language model's vocabulary differs from this model's "
+                f"({language_model.vocabulary.size} and {self.vocabulary.size} "
+                "words): they must be the same list, in the same order."
+            )
+        source, target = language_model.text_decoder, self.text_decoder
+        embedding = source.embedding.embeddings.numpy()
+        target.embedding.embeddings.assign(embedding)
+        self.encoder.get_layer("embedding").embeddings.assign(embedding)
+        kernel = source.lstm.cell.kernel.numpy()
+        target.lstm.cell.kernel.assign(
+            np.concatenate([kernel, np.zeros((self.latent_dim, kernel.shape[1]), kernel.dtype)])
+        )
+        target.lstm.cell.recurrent_kernel.assign(source.lstm.cell.recurrent_kernel.numpy())
+        target.lstm.cell.bias.assign(source.lstm.cell.bias.numpy())
+        target.output_layer.kernel.assign(source.output_layer.kernel.numpy())
+        target.output_layer.bias.assign(source.output_layer.bias.numpy())
+        # c0 = W z + b = 0 and h0 = tanh(c0) = 0: the language model's state.
+        for variable in target.initial_cell.weights:
+            variable.assign(np.zeros(variable.shape, variable.dtype))
+
     # ------------------------------------------------------------------
     # Math (keras.ops only; used by the train step).
 

@@ -177,6 +177,40 @@ def test_language_model_baseline():
         model.encode(CORPUS[:2])
 
 
+def test_initialize_from_language_model_starts_at_the_language_model():
+    lm = trained(tiny(LSTMLanguageModel), epochs=2)
+    model = tiny(embedding_dropout=0.5, output_dropout=0.5)
+    model.initialize_from_language_model(lm)
+    ids = model.tokenize(CORPUS[:6])
+    expected = lm.decoder.predict_on_batch(ids)
+    for z in (np.zeros((6, 2)), np.random.default_rng(0).normal(size=(6, 2)) * 3):
+        with_z = model.decoder.predict_on_batch([ids, z.astype("float32")])
+        np.testing.assert_allclose(with_z, expected, atol=1e-5)
+    np.testing.assert_allclose(
+        model.encoder.get_layer("embedding").embeddings.numpy(),
+        lm.text_decoder.embedding.embeddings.numpy(),
+    )
+    # The weights that read z start at zero and training moves them.
+    z_rows = model.text_decoder.lstm.cell.kernel.numpy()[model.embedding_dim :]
+    assert z_rows.shape == (2, 32) and not z_rows.any()
+    trained(model)
+    assert np.abs(model.text_decoder.lstm.cell.kernel.numpy()[model.embedding_dim :]).max() > 1e-3
+    assert np.abs(model.text_decoder.initial_cell.kernel.numpy()).max() > 1e-3
+
+
+def test_initialize_from_language_model_refuses_a_different_model():
+    model = tiny()
+    with pytest.raises(TypeError, match="LSTMLanguageModel"):
+        model.initialize_from_language_model(tiny())
+    with pytest.raises(ValueError, match="hidden_dim is 16"):
+        model.initialize_from_language_model(tiny(LSTMLanguageModel, hidden_dim=16))
+    other = Vocabulary.from_sentences(CORPUS + ["a new word"])
+    with pytest.raises(ValueError, match="vocabulary differs"):
+        model.initialize_from_language_model(
+            LSTMLanguageModel(other, embedding_dim=8, hidden_dim=8)
+        )
+
+
 def test_bad_inputs_name_the_problem():
     model = tiny()
     with pytest.raises(TypeError, match="list of sentences"):

@@ -12,11 +12,21 @@ SMOKE += ["--eval-samples", "2", "--eval-sentences", "8"]
 SMOKE += ["--override", "hidden_dim=8", "--override", "embedding_dim=8"]
 
 
+@pytest.fixture(scope="module")
+def lm_preset(tmp_path_factory):
+    """A smoke run of the language model baseline (the VAE's decoder init)."""
+    folder = tmp_path_factory.mktemp("lm")
+    args = ["lstm_lm_ptb", *SMOKE, "--output", str(folder / "lm")]
+    train_text.main(args + ["--run-dir", str(folder / "run")])
+    return folder / "lm"
+
+
 @pytest.mark.slow
-def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path):
+def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path, lm_preset):
     output, run_dir = tmp_path / "preset", tmp_path / "run"
     args = ["text_vae_ptb", *SMOKE, "--override", "latent_dim=4"]
     args += ["--output", str(output), "--run-dir", str(run_dir)]
+    args += ["--decoder-init", str(lm_preset)]
     metadata = train_text.main(args)
     model = kv.TextVAE.from_preset(output)
     stored = json.loads((output / "metadata.json").read_text())
@@ -25,6 +35,12 @@ def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path):
     assert model.vocabulary.size == stored["dataset"]["vocabulary_size"]
     assert stored["recipe"]["model"]["hidden_dim"] == 8
     assert stored["epochs_completed"] == 1 and stored["best_epoch"] == 1
+    lm_metadata = json.loads((lm_preset / "metadata.json").read_text())
+    assert stored["decoder_init"] == {
+        "preset": str(lm_preset),
+        "sha256": lm_metadata["sha256"],
+        "test_perplexity": lm_metadata["metrics"]["perplexity"],
+    }
     metrics = stored["metrics"]
     assert metrics["perplexity"] > 1 and np.isfinite(metrics["nll"])
     assert metrics["kl"] >= 0 and 0 <= metrics["active_units"] <= 4
@@ -54,15 +70,12 @@ def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path):
 
 
 @pytest.mark.slow
-def test_language_model_baseline_smoke_run(tmp_path):
-    output = tmp_path / "lm"
-    args = ["lstm_lm_ptb", *SMOKE, "--output", str(output), "--run-dir", str(tmp_path / "run")]
-    train_text.main(args)
-    model = kv.from_preset(output)
+def test_language_model_baseline_smoke_run(lm_preset):
+    model = kv.from_preset(lm_preset)
     assert isinstance(model, kv.LSTMLanguageModel)
     assert all(isinstance(s, str) for s in model.sample(2, seed=0))
     # A language model's likelihood is exact: the re-check matches to rounding.
-    ((stored, again),) = train_text.recheck_metrics(output).values()
+    ((stored, again),) = train_text.recheck_metrics(lm_preset).values()
     np.testing.assert_allclose(again, stored, rtol=1e-4)
 
 
@@ -109,3 +122,14 @@ def test_examples_markdown_escapes_words_and_marks_empty_sentences():
     assert text[3] == "| a \\| b | (empty) | a b |"
     assert "| two | dos |" in text
     assert text[-2:] == ["1. mr. &lt;unk&gt; said", "2. the end"]
+
+
+def test_a_missing_decoder_init_says_what_to_train(tmp_path):
+    with pytest.raises(RuntimeError, match="Train it first"):
+        train_text.load_decoder_init(str(tmp_path / "no_such_preset"))
+
+
+def test_decoder_init_needs_a_recipe_with_a_decoder_to_initialize(capsys):
+    with pytest.raises(SystemExit):
+        train_text.main(["lstm_lm_ptb", "--decoder-init", "lstm_lm_ptb"])
+    assert "has no decoder to initialize" in capsys.readouterr().err
