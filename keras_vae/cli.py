@@ -9,6 +9,8 @@ environment variable.
     keras-vae train --dataset mnist --epochs 5 --output runs/my_vae
     keras-vae evaluate runs/my_vae --split test --num-samples 100
     keras-vae sample vae_binarized_mnist --num-samples 64 --output grid.png
+    keras-vae sample text_vae_ptb --num-samples 5      # prints sentences
+    keras-vae evaluate text_vae_ptb --num-samples 500  # NLL, perplexity, KL, MI
     keras-vae export runs/my_vae --output serving/my_vae --version 1
 
 User errors (unknown preset, missing data directory, bad path) print one
@@ -247,6 +249,8 @@ def cmd_evaluate(args):
             "Pass --dataset: the model's metadata does not name its data set."
         )
     x, _ = _load_data(dataset, args.split, args.max_examples)
+    if _is_text_model(model):
+        return _report(args, dataset, len(x), _evaluate_text(model, x, args))
     model.validate_inputs(x)
     _say(f"Evaluating on {len(x)} examples...")
     if not getattr(model, "compiled", False):
@@ -265,10 +269,44 @@ def cmd_evaluate(args):
                 x, num_samples=args.num_samples, seed=args.seed
             )
             results[f"log_likelihood_k{args.num_samples}"] = float(ll.mean())
+    return _report(args, dataset, len(x), results)
+
+
+def _is_text_model(model):
+    import keras_vae as kv
+
+    return isinstance(model, kv.TextVAE)
+
+
+def _evaluate_text(model, sentences, args):
+    """Loss terms, and with `--num-samples` the text metrics (NLL,
+    per-word perplexity, KL, mutual information, active units)."""
+    from keras_vae.metrics import evaluate_text_model
+
+    _say(f"Evaluating on {len(sentences)} sentences...")
+    if not getattr(model, "compiled", False):
+        model.compile(optimizer="adam")  # evaluate() needs it; not trained
+    results = {
+        k: float(v)
+        for k, v in model.evaluate(
+            sentences, batch_size=args.batch_size, return_dict=True, verbose=0
+        ).items()
+    }
+    if args.num_samples:
+        if model.latent_dim:
+            _say(f"Importance sampling with {args.num_samples} samples...")
+        metrics = evaluate_text_model(
+            model, sentences, num_samples=args.num_samples, seed=args.seed
+        )
+        results.update(metrics)
+    return results
+
+
+def _report(args, dataset, count, results):
     results = {
         "dataset": dataset,
         "split": args.split,
-        "examples": len(x),
+        "examples": count,
         **results,
     }
     if args.json:
@@ -283,8 +321,13 @@ def cmd_evaluate(args):
 def cmd_sample(args):
     from keras_vae import plotting
 
-    _output_dir_of(args.output)
+    if args.output is not None:
+        _output_dir_of(args.output)
     model, _ = _load_model(args.model)
+    if _is_text_model(model):
+        return _sample_sentences(model, args)
+    args.output = args.output or "samples.png"
+    _output_dir_of(args.output)
     _say(f"Sampling {args.num_samples} images (seed {args.seed})...")
     images = model.sample(args.num_samples, seed=args.seed)
     plotting.image_grid(
@@ -298,6 +341,24 @@ def cmd_sample(args):
 
         np.save(os.path.splitext(args.output)[0] + ".npy", images)
     _say(f"Wrote {args.output}.")
+    return 0
+
+
+def _sample_sentences(model, args):
+    """Prints sampled sentences; with `--output`, also writes them, one
+    per line."""
+    if args.npy or args.columns:
+        raise UserError("--npy and --columns are for image models.")
+    _say(f"Sampling {args.num_samples} sentences (seed {args.seed})...")
+    sentences = model.sample(args.num_samples, seed=args.seed)
+    for sentence in sentences:
+        print(sentence)
+    if args.output:
+        tmp = args.output + ".part"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(s + "\n" for s in sentences))
+        os.replace(tmp, args.output)
+        _say(f"Wrote {args.output}.")
     return 0
 
 
@@ -401,9 +462,15 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.set_defaults(run=cmd_evaluate)
 
-    p = verbs.add_parser("sample", help="write a PNG grid of samples")
+    p = verbs.add_parser(
+        "sample", help="write a PNG grid of samples (text models: print sentences)"
+    )
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("--output", default="samples.png", help="PNG path")
+    p.add_argument(
+        "--output",
+        help="PNG path (default samples.png); for a text model, a text file "
+        "that gets one sentence per line (default: print only)",
+    )
     p.add_argument("--num-samples", type=_positive(int), default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--columns", type=_positive(int))

@@ -181,3 +181,42 @@ def test_sample_every_builtin_preset(tmp_path):
             ["sample", name, "--num-samples", "4", "--output", str(out)]
         )
         assert code == 0 and out.exists(), name
+
+
+@pytest.fixture(scope="module")
+def text_preset(tmp_path_factory):
+    """A tiny TextVAE preset with the PTB vocabulary, trained for one epoch
+    on 64 PTB sentences."""
+    import keras_vae as kv
+    from keras_vae import presets
+
+    ((train, _),) = kv.datasets.load("ptb", ("train",))
+    vocabulary = kv.layers.Vocabulary.from_sentences(train, name="vocabulary")
+    model = kv.TextVAE(vocabulary, latent_dim=2, embedding_dim=8, hidden_dim=8, seed=0)
+    model.compile(optimizer="adam")
+    model.fit(train[:64], epochs=1, batch_size=32, verbose=0)
+    folder = tmp_path_factory.mktemp("cli_text") / "tiny_text_vae"
+    presets.save_to_preset(model, folder, {"dataset": {"name": "ptb"}})
+    return folder
+
+
+def test_sample_prints_sentences_of_a_text_model(text_preset, tmp_path, capsys):
+    out = tmp_path / "sentences.txt"
+    args = ["sample", str(text_preset), "--num-samples", "3", "--seed", "1"]
+    assert main(args + ["--output", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    written = out.read_text().splitlines()
+    assert len(written) == 3 and printed[2:5] == written
+    assert main(args + ["--npy"]) == 1
+    assert "--npy and --columns are for image models" in capsys.readouterr().err
+
+
+def test_evaluate_a_text_model_on_ptb(text_preset, capsys):
+    args = ["evaluate", str(text_preset), "--max-examples", "16", "--num-samples", "4"]
+    assert main(args + ["--json"]) == 0
+    results = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert results["dataset"] == "ptb" and results["examples"] == 16
+    assert results["num_sentences"] == 16 and results["importance_samples"] == 4
+    assert results["perplexity"] > 1 and results["kl"] >= 0
+    assert 0 <= results["active_units"] <= 2
+    assert {"loss", "reconstruction_loss", "kl_loss", "mutual_information"} <= set(results)
