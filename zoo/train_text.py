@@ -84,9 +84,11 @@ RECIPES = {
             "free_bits": 0.125,
             "max_length": 100,
         },
-        # Near the rate the language model ends with: a larger one first
-        # undoes part of the decoder's training.
-        "optimizer": {"learning_rate": 1e-4, "clipnorm": 5.0},
+        # 1e-4 (near the rate the language model ends with) left z nearly
+        # unused after 2 epochs (KL 2.8, validation NLL 0.6 nats worse than
+        # the language model's): the weights that read z start at zero and
+        # need a larger rate.
+        "optimizer": {"learning_rate": 1e-3, "clipnorm": 5.0},
         "lr_decay": {"factor": 0.5, "patience": 2, "min_learning_rate": 3e-5},
         "batch_size": 32,
         "epochs": 100,
