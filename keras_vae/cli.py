@@ -249,10 +249,10 @@ def cmd_evaluate(args):
             "Pass --dataset: the model's metadata does not name its data set."
         )
     x, _ = _load_data(dataset, args.split, args.max_examples)
-    if _is_text_model(model):
-        return _report(args, dataset, len(x), _evaluate_text(model, x, args))
-    model.validate_inputs(x)
-    _say(f"Evaluating on {len(x)} examples...")
+    text = _is_text_model(model)
+    if not text:
+        model.validate_inputs(x)
+    _say(f"Evaluating on {len(x)} {'sentences' if text else 'examples'}...")
     if not getattr(model, "compiled", False):
         model.compile(optimizer="adam")  # evaluate() needs it; not trained
     results = {
@@ -261,7 +261,18 @@ def cmd_evaluate(args):
             x, batch_size=args.batch_size, return_dict=True, verbose=0
         ).items()
     }
-    if hasattr(model, "elbo") and hasattr(model, "log_likelihood"):
+    if text and args.num_samples:
+        # NLL, per-word perplexity, KL, mutual information, active units.
+        from keras_vae.metrics import evaluate_text_model
+
+        if model.latent_dim:
+            _say(f"Importance sampling with {args.num_samples} samples...")
+        results.update(
+            evaluate_text_model(
+                model, x, num_samples=args.num_samples, seed=args.seed
+            )
+        )
+    elif not text and hasattr(model, "elbo") and hasattr(model, "log_likelihood"):
         results["elbo"] = float(model.elbo(x, seed=args.seed).mean())
         if args.num_samples:
             _say(f"Importance sampling with {args.num_samples} samples...")
@@ -276,30 +287,6 @@ def _is_text_model(model):
     import keras_vae as kv
 
     return isinstance(model, kv.TextVAE)
-
-
-def _evaluate_text(model, sentences, args):
-    """Loss terms, and with `--num-samples` the text metrics (NLL,
-    per-word perplexity, KL, mutual information, active units)."""
-    from keras_vae.metrics import evaluate_text_model
-
-    _say(f"Evaluating on {len(sentences)} sentences...")
-    if not getattr(model, "compiled", False):
-        model.compile(optimizer="adam")  # evaluate() needs it; not trained
-    results = {
-        k: float(v)
-        for k, v in model.evaluate(
-            sentences, batch_size=args.batch_size, return_dict=True, verbose=0
-        ).items()
-    }
-    if args.num_samples:
-        if model.latent_dim:
-            _say(f"Importance sampling with {args.num_samples} samples...")
-        metrics = evaluate_text_model(
-            model, sentences, num_samples=args.num_samples, seed=args.seed
-        )
-        results.update(metrics)
-    return results
 
 
 def _report(args, dataset, count, results):
