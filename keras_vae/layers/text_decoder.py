@@ -33,6 +33,11 @@ class TextDecoder(keras.layers.Layer):
             Defaults to `0.0`.
         output_dropout: float. Dropout on the LSTM outputs before the
             softmax. Defaults to `0.0`.
+        tie_embeddings: bool. Use the word embedding matrix as the softmax
+            weights (`logits = h E^T + b`; Press & Wolf 2017, Inan et al.
+            2017): `vocabulary_size * hidden_dim` fewer parameters and
+            usually a lower perplexity. Needs `embedding_dim ==
+            hidden_dim`. Defaults to `False`.
         pad_id: int. Id of `<pad>`. Defaults to `0`.
         unk_id: int. Id of `<unk>`. Defaults to `3`.
         seed: int or `None`. Seed of the dropouts (`seed`, `seed + 1`) and
@@ -63,6 +68,7 @@ class TextDecoder(keras.layers.Layer):
         word_dropout=0.0,
         embedding_dropout=0.0,
         output_dropout=0.0,
+        tie_embeddings=False,
         pad_id=0,
         unk_id=3,
         seed=None,
@@ -76,6 +82,7 @@ class TextDecoder(keras.layers.Layer):
         self.word_dropout = float(word_dropout)
         self.embedding_dropout = float(embedding_dropout)
         self.output_dropout = float(output_dropout)
+        self.tie_embeddings = bool(tie_embeddings)
         self.pad_id = int(pad_id)
         self.unk_id = int(unk_id)
         self.seed = seed
@@ -91,6 +98,11 @@ class TextDecoder(keras.layers.Layer):
             )
         if self.latent_dim < 0:
             raise ValueError(f"`latent_dim` must be >= 0, got {latent_dim}.")
+        if self.tie_embeddings and self.embedding_dim != self.hidden_dim:
+            raise ValueError(
+                "`tie_embeddings=True` needs `embedding_dim == hidden_dim`; got "
+                f"embedding_dim={self.embedding_dim}, hidden_dim={self.hidden_dim}."
+            )
         self.embedding = layers.Embedding(
             self.vocabulary_size, self.embedding_dim, name="embedding"
         )
@@ -105,7 +117,9 @@ class TextDecoder(keras.layers.Layer):
             seed=None if seed is None else seed + 1,
             name="output_dropout",
         )
-        self.output_layer = layers.Dense(self.vocabulary_size, name="logits")
+        self.output_layer = None
+        if not self.tie_embeddings:
+            self.output_layer = layers.Dense(self.vocabulary_size, name="logits")
         self.initial_cell = None
         if self.latent_dim:
             self.initial_cell = layers.Dense(
@@ -116,12 +130,27 @@ class TextDecoder(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 2)
 
     def build(self, input_shape=None):
+        if self.built:
+            return
         self.embedding.build((None, None))
         self.lstm.build((None, None, self.embedding_dim + self.latent_dim))
-        self.output_layer.build((None, self.hidden_dim))
+        if self.tie_embeddings:
+            self.output_bias = self.add_weight(
+                shape=(self.vocabulary_size,), initializer="zeros", name="output_bias"
+            )
+        else:
+            self.output_layer.build((None, self.hidden_dim))
         if self.initial_cell is not None:
             self.initial_cell.build((None, self.latent_dim))
         self.built = True
+
+    def logits(self, hidden):
+        """Float32 next-word logits of LSTM outputs `hidden`."""
+        if self.tie_embeddings:
+            weights = ops.cast(self.embedding.embeddings, hidden.dtype)
+            logits = ops.matmul(hidden, ops.transpose(weights))
+            return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+        return ops.cast(self.output_layer(hidden), "float32")
 
     def _split_inputs(self, inputs):
         if self.latent_dim:
@@ -183,7 +212,7 @@ class TextDecoder(keras.layers.Layer):
             training=training,
         )
         hidden = self.output_dropout_layer(hidden, training=training)
-        logits = ops.cast(self.output_layer(hidden), "float32")
+        logits = self.logits(hidden)
         log_probs = ops.log_softmax(logits, axis=-1)
         target_log_probs = ops.take_along_axis(
             log_probs, targets[..., None], axis=-1
@@ -207,7 +236,7 @@ class TextDecoder(keras.layers.Layer):
         hidden, state = self.lstm.cell(
             self._with_latent(embedded, z), state, training=False
         )
-        logits = ops.cast(self.output_layer(hidden), "float32")
+        logits = self.logits(hidden)
         return ops.log_softmax(logits, axis=-1), list(state)
 
     def compute_output_shape(self, input_shape):
@@ -231,6 +260,7 @@ class TextDecoder(keras.layers.Layer):
             "word_dropout": self.word_dropout,
             "embedding_dropout": self.embedding_dropout,
             "output_dropout": self.output_dropout,
+            "tie_embeddings": self.tie_embeddings,
             "pad_id": self.pad_id,
             "unk_id": self.unk_id,
             "seed": self.seed,

@@ -22,6 +22,9 @@ class LSTMLanguageModel(TextVAE):
         embedding_dropout: float. Dropout on input embeddings. Defaults
             to `0.0`.
         output_dropout: float. Dropout on LSTM outputs. Defaults to `0.0`.
+        tie_embeddings: bool. The softmax reuses the word embeddings (see
+            `TextDecoder`); needs `embedding_dim == hidden_dim`. Defaults
+            to `False`.
         max_length: int. Longest sentence, in words, accepted by `fit` and
             generated. Defaults to `100`.
         seed: int or `None`. Seed of the dropouts. Defaults to `None`.
@@ -51,6 +54,7 @@ class LSTMLanguageModel(TextVAE):
         word_dropout=0.0,
         embedding_dropout=0.0,
         output_dropout=0.0,
+        tie_embeddings=False,
         max_length=100,
         seed=None,
         **kwargs,
@@ -63,6 +67,7 @@ class LSTMLanguageModel(TextVAE):
             word_dropout=word_dropout,
             embedding_dropout=embedding_dropout,
             output_dropout=output_dropout,
+            tie_embeddings=tie_embeddings,
             max_length=max_length,
             seed=seed,
             **kwargs,

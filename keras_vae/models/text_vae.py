@@ -74,6 +74,9 @@ class TextVAE(GenerativeModel):
             Defaults to `0.0`.
         output_dropout: float. Dropout on decoder LSTM outputs. Defaults to
             `0.0`.
+        tie_embeddings: bool. The decoder's softmax reuses its word
+            embeddings (see `TextDecoder`); needs `embedding_dim ==
+            hidden_dim`. Defaults to `False`.
         kl_warmup_steps: int. Length of the KL annealing; `0` disables it.
             Defaults to `0`.
         kl_warmup_start: float. KL weight at step 0 of the annealing.
@@ -114,6 +117,7 @@ class TextVAE(GenerativeModel):
         word_dropout=0.0,
         embedding_dropout=0.0,
         output_dropout=0.0,
+        tie_embeddings=False,
         kl_warmup_steps=0,
         kl_warmup_start=0.0,
         free_bits=0.0,
@@ -133,6 +137,7 @@ class TextVAE(GenerativeModel):
         self.word_dropout = float(word_dropout)
         self.embedding_dropout = float(embedding_dropout)
         self.output_dropout = float(output_dropout)
+        self.tie_embeddings = bool(tie_embeddings)
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.kl_warmup_start = float(kl_warmup_start)
         self.free_bits = float(free_bits)
@@ -187,6 +192,7 @@ class TextVAE(GenerativeModel):
             word_dropout=self.word_dropout,
             embedding_dropout=self.embedding_dropout,
             output_dropout=self.output_dropout,
+            tie_embeddings=self.tie_embeddings,
             pad_id=self.vocabulary.pad_id,
             unk_id=self.vocabulary.unk_id,
             # Its dropouts use seed + 1 and + 2, its word dropout seed + 3:
@@ -217,7 +223,7 @@ class TextVAE(GenerativeModel):
 
         Args:
             language_model: an `LSTMLanguageModel` with the same vocabulary,
-                `embedding_dim` and `hidden_dim`.
+                `embedding_dim`, `hidden_dim` and `tie_embeddings`.
 
         Example:
 
@@ -239,7 +245,7 @@ class TextVAE(GenerativeModel):
                 "`language_model` must be an LSTMLanguageModel (a TextVAE without "
                 f"latent); got {type(language_model).__name__}."
             )
-        for name in ("embedding_dim", "hidden_dim"):
+        for name in ("embedding_dim", "hidden_dim", "tie_embeddings"):
             if getattr(language_model, name) != getattr(self, name):
                 raise ValueError(
                     f"The language model's {name} is {getattr(language_model, name)}, "
@@ -261,8 +267,11 @@ class TextVAE(GenerativeModel):
         )
         target.lstm.cell.recurrent_kernel.assign(source.lstm.cell.recurrent_kernel.numpy())
         target.lstm.cell.bias.assign(source.lstm.cell.bias.numpy())
-        target.output_layer.kernel.assign(source.output_layer.kernel.numpy())
-        target.output_layer.bias.assign(source.output_layer.bias.numpy())
+        if self.tie_embeddings:
+            target.output_bias.assign(source.output_bias.numpy())
+        else:
+            target.output_layer.kernel.assign(source.output_layer.kernel.numpy())
+            target.output_layer.bias.assign(source.output_layer.bias.numpy())
         # c0 = W z + b = 0 and h0 = tanh(c0) = 0: the language model's state.
         for variable in target.initial_cell.weights:
             variable.assign(np.zeros(variable.shape, variable.dtype))
@@ -865,6 +874,7 @@ class TextVAE(GenerativeModel):
             "word_dropout": self.word_dropout,
             "embedding_dropout": self.embedding_dropout,
             "output_dropout": self.output_dropout,
+            "tie_embeddings": self.tie_embeddings,
             "kl_warmup_steps": self.kl_warmup_steps,
             "kl_warmup_start": self.kl_warmup_start,
             "free_bits": self.free_bits,

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from keras_vae.layers import TextDecoder
 from tests.test_case import assert_config_round_trip
@@ -18,7 +19,11 @@ def numpy_reference(decoder, ids, z):
 
     (embedding,) = weights(decoder.embedding)
     kernel, recurrent, bias = weights(decoder.lstm.cell)
-    out_kernel, out_bias = weights(decoder.output_layer)
+    if decoder.tie_embeddings:
+        out_kernel = embedding.T
+        out_bias = keras.ops.convert_to_numpy(decoder.output_bias)
+    else:
+        out_kernel, out_bias = weights(decoder.output_layer)
     init_kernel, init_bias = weights(decoder.initial_cell)
     units = decoder.hidden_dim
     result = np.zeros(ids[:, 1:].shape)
@@ -76,3 +81,30 @@ def test_word_dropout_only_in_training_and_config():
     assert not np.allclose(a, b)
     np.testing.assert_allclose(a[:, 0], b[:, 0])  # <bos> is never dropped
     assert_config_round_trip(decoder)
+
+
+def test_tied_embeddings_match_numpy_reference_and_step():
+    decoder = TextDecoder(9, embedding_dim=4, hidden_dim=4, latent_dim=2, tie_embeddings=True)
+    ids = np.array([[1, 4, 5, 6, 2], [1, 7, 2, 0, 0]], "int32")
+    z = np.random.default_rng(0).normal(size=(2, 2)).astype("float32")
+    decoder([ids, z])
+    decoder.output_bias.assign(np.linspace(-1, 1, 9).astype("float32"))
+    log_probs = keras.ops.convert_to_numpy(decoder([ids, z]))
+    np.testing.assert_allclose(log_probs, numpy_reference(decoder, ids, z), atol=1e-5)
+    state = decoder.initial_state(z[:1], 1)
+    for t in range(4):
+        step, state = decoder.step(ids[:1, t], state, z[:1])
+        value = keras.ops.convert_to_numpy(step)[0, ids[0, t + 1]]
+        np.testing.assert_allclose(value, log_probs[0, t], atol=1e-5)
+    # One matrix fewer: the softmax reads the embeddings.
+    untied = TextDecoder(9, embedding_dim=4, hidden_dim=4, latent_dim=2)
+    untied([ids, z])
+    assert untied.count_params() - decoder.count_params() == 9 * 4
+    assert decoder.output_layer is None
+    restored = assert_config_round_trip(decoder)
+    assert restored.tie_embeddings
+
+
+def test_tied_embeddings_need_equal_sizes():
+    with pytest.raises(ValueError, match="embedding_dim == hidden_dim"):
+        TextDecoder(9, embedding_dim=3, hidden_dim=4, tie_embeddings=True)

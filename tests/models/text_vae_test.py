@@ -198,6 +198,20 @@ def test_initialize_from_language_model_starts_at_the_language_model():
     assert np.abs(model.text_decoder.initial_cell.kernel.numpy()).max() > 1e-3
 
 
+def test_tied_embeddings_train_save_and_start_a_vae(tmp_path):
+    lm = trained(tiny(LSTMLanguageModel, tie_embeddings=True), epochs=2)
+    assert lm.get_config()["tie_embeddings"]
+    loaded = assert_saved_model_round_trip(lm, np.array(CORPUS[:4]), "log_likelihood", tmp_path)
+    assert loaded.tie_embeddings
+    model = tiny(tie_embeddings=True)
+    model.initialize_from_language_model(lm)
+    ids = model.tokenize(CORPUS[:6])
+    with_z = model.decoder.predict_on_batch([ids, np.ones((6, 2), "float32")])
+    np.testing.assert_allclose(with_z, lm.decoder.predict_on_batch(ids), atol=1e-5)
+    with pytest.raises(ValueError, match="tie_embeddings is True"):
+        tiny().initialize_from_language_model(lm)
+
+
 def test_initialize_from_language_model_refuses_a_different_model():
     model = tiny()
     with pytest.raises(TypeError, match="LSTMLanguageModel"):
