@@ -116,14 +116,15 @@ def test_vq_vae_and_text_vae_train_under_mixed_bfloat16():
         assert "bfloat16" not in {w.dtype for w in vq.weights}  # codebook, EMA state
         assert vq.encode(bars(4)).shape == (4, 2, 2)
 
-        text = tiny(latent_dim=2)
-        assert text.text_decoder.compute_dtype == "bfloat16"
-        text.compile(optimizer=keras.optimizers.Adam(1e-2))
-        history = text.fit(CORPUS, epochs=2, batch_size=8, verbose=0)
-        assert np.all(np.isfinite(history.history["loss"])), history.history
-        terms = text.compute_loss_terms(ops.convert_to_tensor(text.tokenize(CORPUS[:4])))
-        assert {dtype_of(v) for v in terms.values()} == {"float32"}
-        assert np.all(np.isfinite(text.log_likelihood(CORPUS[:2], num_samples=4)))
-        assert len(text.reconstruct(CORPUS[:2])) == 2
+        for tie_embeddings in (False, True):
+            text = tiny(latent_dim=2, tie_embeddings=tie_embeddings)
+            assert text.text_decoder.compute_dtype == "bfloat16"
+            text.compile(optimizer=keras.optimizers.Adam(1e-2))
+            history = text.fit(CORPUS, epochs=2, batch_size=8, verbose=0)
+            assert np.all(np.isfinite(history.history["loss"])), history.history
+            terms = text.compute_loss_terms(ops.convert_to_tensor(text.tokenize(CORPUS[:4])))
+            assert {dtype_of(v) for v in terms.values()} == {"float32"}
+            assert np.all(np.isfinite(text.log_likelihood(CORPUS[:2], num_samples=4)))
+            assert len(text.reconstruct(CORPUS[:2])) == 2
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
