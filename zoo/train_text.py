@@ -31,6 +31,7 @@ Short mode (a smoke run):
 """
 
 import argparse
+import inspect
 import json
 import os
 import time
@@ -137,6 +138,18 @@ def build_model(recipe, vocabulary):
     """The untrained model of a recipe."""
     cls = getattr(kv, recipe["class"])
     return cls(vocabulary, seed=recipe["seed"], **recipe["model"])
+
+
+def model_arguments(recipe):
+    """The hyperparameters `--override` may set: the constructor arguments
+    of the recipe's class (other than the vocabulary and the seed)."""
+    signature = inspect.signature(getattr(kv, recipe["class"]).__init__)
+    return sorted(
+        name
+        for name, parameter in signature.parameters.items()
+        if name not in ("self", "vocabulary", "seed")
+        and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+    )
 
 
 def compiled_model(recipe, vocabulary):
@@ -441,7 +454,8 @@ def main(argv=None):
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="change a model hyperparameter (smoke runs), e.g. hidden_dim=16",
+        help="change a model hyperparameter (smoke runs, experiments), e.g. "
+        "hidden_dim=16 or tie_embeddings=true",
     )
     parser.add_argument(
         "--train-sentences",
@@ -453,10 +467,11 @@ def main(argv=None):
     recipe = RECIPES[args.preset]
     if args.override:
         recipe = {**recipe, "model": dict(recipe["model"])}
+        allowed = model_arguments(recipe)
         for item in args.override:
             key, _, value = item.partition("=")
-            if key not in recipe["model"]:
-                parser.error(f"--override {item}: {key!r} is not one of {sorted(recipe['model'])}")
+            if key not in allowed:
+                parser.error(f"--override {item}: {key!r} is not one of {allowed}")
             recipe["model"][key] = json.loads(value)
     if args.decoder_init:
         if "decoder_init" not in recipe:
