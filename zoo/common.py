@@ -50,6 +50,26 @@ def positive_int(text):
     return value
 
 
+def output_folder(parser, preset, output, changed):
+    """The preset folder a run writes: `output`, or by default `zoo/<preset>`.
+
+    The default folder holds the shipped preset, so a run that trains or
+    measures something other than the recipe (`changed`: the options given
+    that do so, e.g. `{"--train-images": True}`) must name its own folder;
+    `parser.error` says so instead of replacing the shipped preset.
+    """
+    if output is not None:
+        return Path(output)
+    given = sorted(name for name, is_given in changed.items() if is_given)
+    if given:
+        parser.error(
+            f"{', '.join(given)} changes what the shipped recipe trains or "
+            f"measures: pass --output DIR (the default, zoo/{preset}, holds "
+            f"the shipped preset)"
+        )
+    return Path(__file__).resolve().parent / preset
+
+
 def run_folder(preset, key, run_dir=None):
     """The run folder of `preset`, created if needed.
 

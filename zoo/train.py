@@ -12,7 +12,8 @@ stopped, the weights with the best validation ELBO are kept, and evaluation
 results are cached per chunk. At the end the model is evaluated with the
 project's own code (`VAE.log_likelihood`, `VAE.elbo`, `active_units`) and the
 preset folder (`config.json`, `model.weights.h5`, `metadata.json`) is written
-atomically to `--output` (default `zoo/<preset>`).
+atomically to `--output` (default `zoo/<preset>`, the shipped preset: a
+run with the smoke options below must name its own folder).
 
 Short mode, as used by the tests:
 
@@ -306,7 +307,16 @@ def main(argv=None):
     eval_samples = given(args.eval_samples, recipe["eval_samples"])
     eval_images = given(args.eval_images, recipe["eval_images"])
     train_images = args.train_images
-    output = Path(args.output or Path(__file__).resolve().parent / args.preset)
+    output = common.output_folder(
+        parser,
+        args.preset,
+        args.output,
+        {
+            "--train-images": args.train_images is not None,
+            "--eval-samples": args.eval_samples is not None,
+            "--eval-images": args.eval_images is not None,
+        },
+    )
     run_dir = common.run_folder(args.preset, [recipe, epochs, train_images], args.run_dir)
     commands = common.record_command(run_dir, "zoo.train", argv)
     wall_start = time.time()

@@ -20,7 +20,8 @@ metrics (`mutual_information_gap`, `factor_vae_score`,
 `dci_disentanglement`, with disentanglement_lib's sample sizes; plus cheap
 `check_*` re-runs with small fixed-seed protocols that CI can repeat), and
 the preset folder (`config.json`, `model.weights.h5`, `metadata.json`) is
-written atomically to `--output` (default `zoo/<preset>`), with the
+written atomically to `--output` (default `zoo/<preset>`, the shipped
+preset: a run with `--eval-fraction` must name its own folder), with the
 latent traversal (`traversal.png`: one row per latent, sorted by KL)
 beside it.
 
@@ -320,7 +321,9 @@ def main(argv=None):
     steps_per_epoch = min(args.steps_per_epoch or recipe["steps_per_epoch"], steps)
     if not 0 < args.eval_fraction <= 1:
         parser.error(f"--eval-fraction must be in (0, 1], got {args.eval_fraction}")
-    output = Path(args.output or Path(__file__).resolve().parent / args.preset)
+    output = common.output_folder(
+        parser, args.preset, args.output, {"--eval-fraction": args.eval_fraction != 1.0}
+    )
     run_dir = common.run_folder(args.preset, [recipe, steps, steps_per_epoch], args.run_dir)
     commands = common.record_command(run_dir, "zoo.train_sprites", argv)
     wall_start = time.time()

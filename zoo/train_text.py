@@ -17,8 +17,9 @@ validation ELBO (full KL weight) are kept, and the importance-sampled test
 log-likelihoods are cached per chunk. The model is then evaluated with the
 project's own code (`TextVAE.log_likelihood`, `evaluate_text_model`: NLL,
 per-word perplexity, KL, mutual information, active units) and the preset
-folder is written atomically to `--output` (default `zoo/<preset>`), with
-reconstructions, samples and a homotopy in its metadata.
+folder is written atomically to `--output` (default `zoo/<preset>`, the
+shipped preset: a run with the smoke options or `--override` must name its
+own folder), with reconstructions, samples and a homotopy in its metadata.
 
 Short mode (a smoke run):
 
@@ -481,7 +482,19 @@ def main(argv=None):
     eval_samples = args.eval_samples or recipe["eval_samples"]
     eval_sentences = args.eval_sentences or recipe["eval_sentences"]
     counts = (args.train_sentences, args.valid_sentences)
-    output = Path(args.output or Path(__file__).resolve().parent / args.preset)
+    output = common.output_folder(
+        parser,
+        args.preset,
+        args.output,
+        {
+            "--override": bool(args.override),
+            "--decoder-init": args.decoder_init is not None,
+            "--train-sentences": args.train_sentences is not None,
+            "--valid-sentences": args.valid_sentences is not None,
+            "--eval-samples": args.eval_samples is not None,
+            "--eval-sentences": args.eval_sentences is not None,
+        },
+    )
     run_dir = common.run_folder(args.preset, [recipe, epochs, counts], args.run_dir)
     commands = common.record_command(run_dir, "zoo.train_text", argv)
     wall_start = time.time()

@@ -15,7 +15,8 @@ evaluated with the project's own code on the MNIST test set (reconstruction
 MSE, codebook perplexity and usage, prior NLL in bits per code), a grid of
 samples is written to `samples.png`, and the preset folder (`config.json`,
 `model.weights.h5`, `metadata.json`) is written atomically to `--output`
-(default `zoo/<preset>`).
+(default `zoo/<preset>`, the shipped preset: a run with the smoke options
+below must name its own folder).
 
 Short mode (a smoke run):
 
@@ -281,7 +282,15 @@ def main(argv=None):
     recipe = RECIPES[args.preset]
     epochs = args.epochs or recipe["epochs"]
     prior_epochs = args.prior_epochs or recipe["prior_epochs"]
-    output = Path(args.output or Path(__file__).resolve().parent / args.preset)
+    output = common.output_folder(
+        parser,
+        args.preset,
+        args.output,
+        {
+            "--train-images": args.train_images is not None,
+            "--test-images": args.test_images is not None,
+        },
+    )
     run_dir = common.run_folder(
         args.preset, [recipe, epochs, prior_epochs, args.train_images], args.run_dir
     )

@@ -1,3 +1,4 @@
+import argparse
 import json
 
 import keras
@@ -190,3 +191,36 @@ def test_count_options_refuse_zero_instead_of_running_the_default(
     with pytest.raises(SystemExit):
         module.main(argv)
     assert f"must be an integer >= 1, got {argv[-1]!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        (train, ["vae_binarized_mnist", "--train-images", "100"]),
+        (train, ["vae_binarized_mnist", "--eval-samples", "4"]),
+        (train_sprites, ["vae_sprites", "--eval-fraction", "0.1"]),
+        (train_text, ["lstm_lm_ptb", "--override", "tie_embeddings=true"]),
+        (train_text, ["text_vae_ptb", "--decoder-init", "/tmp/lm"]),
+        (train_vq_vae, ["vq_vae_mnist", "--test-images", "100"]),
+    ],
+)
+def test_changed_runs_must_not_replace_the_shipped_preset(module, argv, monkeypatch, capsys):
+    # Without --output these runs would write zoo/<preset>, the shipped one.
+    def run_started(*args, **kwargs):
+        raise AssertionError(f"{argv} started a run")
+
+    monkeypatch.setattr(common, "run_folder", run_started)
+    with pytest.raises(SystemExit):
+        module.main(argv)
+    err = capsys.readouterr().err
+    assert f"{argv[1]} changes what the shipped recipe" in err
+    assert f"pass --output DIR (the default, zoo/{argv[0]}, holds the shipped preset)" in err
+
+
+def test_output_folder_defaults_to_the_zoo_for_the_recipe_as_is(tmp_path):
+    parser = argparse.ArgumentParser()
+    assert common.output_folder(parser, "demo", None, {"--train-images": False}).parts[-2:] == (
+        "zoo",
+        "demo",
+    )
+    assert common.output_folder(parser, "demo", str(tmp_path), {"--train-images": True}) == tmp_path
