@@ -261,6 +261,7 @@ def ddp_train(rank, world_size, store, weights):
     are destroyed, and a later access waits for it for the whole timeout.
     """
     import datetime
+    import gc
 
     import torch
     import torch.distributed as dist
@@ -303,7 +304,15 @@ def ddp_train(rank, world_size, store, weights):
                 dist.all_reduce(global_loss)
                 total += float(global_loss) / world_size
                 losses.append(total / (step + 1))
-        dist.barrier()  # no rank tears the group down while another uses it
+        # Tear down in lockstep. CI once saw rank 1 hang for minutes after
+        # returning from here, with no Python frame below the call: in the
+        # implicit destruction of the DDP wrapper, after rank 0 had destroyed
+        # its group. So each rank destroys its wrapper explicitly while both
+        # still serve the group, then waits for the other before the group
+        # goes; a hang left would show this frame in the traceback.
+        del ddp
+        gc.collect()
+        dist.barrier()
         return losses, model
     finally:
         dist.destroy_process_group()
@@ -330,5 +339,8 @@ if __name__ == "__main__":
         )
         ddp_train(rank, NUM_DEVICES["torch"], store, weights)
         print("rank", rank, "finished", flush=True)
+        # Done and reported: skip the interpreter's teardown of torch's
+        # threads, which has nothing left to do for this run.
+        os._exit(0)
     else:
         print(json.dumps({"jax": run_jax, "tensorflow": run_tensorflow}[sys.argv[1]]()))
