@@ -1,30 +1,62 @@
 """Runs the test suite once per Keras backend, each in its own process.
 
-Usage: python tests/run_backends.py [pytest args...]
+Usage: python tests/run_backends.py [--jobs N] [pytest args...]
 
 Fails if any backend fails, runs no test, or skips a test: a backend whose
 tests did not run is a failure nobody would otherwise see.
+
+`--jobs N` runs up to N backends at once (default: one per CPU core, at most
+three). A single pytest process keeps about one core busy, so on a 2-core
+machine two backends side by side finish well before three in turn. Each
+concurrent backend's output is printed whole when it finishes; with
+`--jobs 1` it streams as it runs.
 """
 
+import argparse
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-BACKENDS = ("tensorflow", "jax", "torch")
+# Longest first: with two jobs, JAX runs beside TensorFlow then torch.
+BACKENDS = ("jax", "tensorflow", "torch")
+ROOT = Path(__file__).resolve().parents[1]
+_print_lock = threading.Lock()
 
 
-def run(backend, args, report):
+def run(backend, args, tmp, stream):
+    """Runs pytest for one backend; returns its counts from the JUnit report."""
+    report = os.path.join(tmp, f"{backend}.xml")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     # --durations: CI runs close to its time budget; show where it goes.
-    command = [sys.executable, "-m", "pytest", "-q", "--durations=15", f"--junitxml={report}"]
+    # One cache folder per backend: concurrent runs must not share files.
+    command = [
+        sys.executable, "-m", "pytest", "-q", "--durations=15", f"--junitxml={report}",
+        "-o", f"cache_dir=.pytest_cache/{backend}",
+    ]
     command += args
-    print(f"\n===== KERAS_BACKEND={backend}: {' '.join(command)}", flush=True)
+    header = f"\n===== KERAS_BACKEND={backend}: {' '.join(command)}"
     start = time.time()
-    code = subprocess.call(command, env=env, cwd=Path(__file__).resolve().parents[1])
+    if stream:
+        print(header, flush=True)
+        code = subprocess.call(command, env=env, cwd=ROOT)
+    else:
+        with _print_lock:
+            print(f"===== {backend}: started", flush=True)
+        log_path = os.path.join(tmp, f"{backend}.log")
+        with open(log_path, "w") as log:
+            code = subprocess.call(
+                command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        with _print_lock, open(log_path) as log:
+            print(header, flush=True)
+            sys.stdout.write(log.read())
+            sys.stdout.flush()
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     if Path(report).exists():
         root = ET.parse(report).getroot()
@@ -35,12 +67,18 @@ def run(backend, args, report):
     return counts
 
 
-def main(args):
-    results = {}
+def main(argv):
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--jobs", type=int, default=min(len(BACKENDS), os.cpu_count() or 1))
+    options, args = parser.parse_known_args(argv)
+    jobs = max(1, min(options.jobs, len(BACKENDS)))
+    print(f"{len(BACKENDS)} backends, {jobs} at a time", flush=True)
+    start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in BACKENDS:
-            results[backend] = run(backend, args, os.path.join(tmp, f"{backend}.xml"))
-    print("\n===== summary")
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {b: pool.submit(run, b, args, tmp, jobs == 1) for b in BACKENDS}
+            results = {b: futures[b].result() for b in BACKENDS}
+    print(f"\n===== summary ({round(time.time() - start)} s in all, {jobs} at a time)")
     problems = []
     for backend, c in results.items():
         passed = c["tests"] - c["failures"] - c["errors"] - c["skipped"]
