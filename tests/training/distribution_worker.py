@@ -307,7 +307,7 @@ def ddp_train(rank, world_size, store, weights):
         # Tear down in lockstep. CI once saw rank 1 hang for minutes after
         # returning from here (no Python frame below the call), most likely
         # in the implicit destruction of the DDP wrapper after rank 0 had
-        # destroyed its group; it did not happen here in dozens of runs. So
+        # destroyed its group; it did not happen here in ~15 runs. So
         # each rank destroys its wrapper explicitly while both still serve
         # the group, then waits for the other before the group goes; a hang
         # left would show this frame in the traceback.
