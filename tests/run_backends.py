@@ -68,7 +68,8 @@ def run(backend, args, tmp, stream):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(add_help=False)
+    # Exact `--jobs` only: anything else, abbreviations included, is pytest's.
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--jobs", type=int, default=min(len(BACKENDS), os.cpu_count() or 1))
     options, args = parser.parse_known_args(argv)
     jobs = max(1, min(options.jobs, len(BACKENDS)))
