@@ -461,7 +461,7 @@ def main(argv=None):
         default=[],
         metavar="KEY=VALUE",
         help="change a model hyperparameter (smoke runs, experiments), e.g. "
-        "latent_dim=16 or tie_embeddings=false",
+        "embedding_dropout=0.3 or tie_embeddings=false",
     )
     parser.add_argument(
         "--train-sentences",
