@@ -51,10 +51,8 @@ def download_cache_dir():
 
 
 def zoo_dir():
-    """The folder of the built-in presets (the installed `zoo` package)."""
-    import zoo
-
-    return Path(zoo.__file__).resolve().parent
+    """The folder of the built-in presets' files (inside the package)."""
+    return Path(__file__).resolve().parent / "preset_files"
 
 
 def list_presets():

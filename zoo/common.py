@@ -67,7 +67,7 @@ def output_folder(parser, preset, output, changed):
             f"measures: pass --output DIR (the default, zoo/{preset}, holds "
             f"the shipped preset)"
         )
-    return Path(__file__).resolve().parent / preset
+    return presets.zoo_dir() / preset
 
 
 def run_folder(preset, key, run_dir=None):
