@@ -9,9 +9,18 @@ A preset is a folder with three files:
   time and hardware, the metrics it reached, Keras version and backend)
   and the sha256 of the two other files, checked on every load.
 
-`from_preset` takes the name of a built-in preset (the folders of the `zoo`
-package), the path of a local preset folder, or the http(s) URL of a
-`.tar.gz` / `.zip` archive of one, downloaded once into the Keras cache.
+`from_preset` takes the name of a built-in preset, the path of a local
+preset folder, or the http(s) URL of a `.tar.gz` / `.zip` archive of one,
+downloaded once into the Keras cache.
+
+The built-in presets are data the library holds: `preset_files/registry.json`
+maps each name to its description, class and the sha256 of its three files.
+Their files ship inside the package (`preset_files/<name>/`) or, for an
+entry with a `url`, are downloaded once into the Keras cache. Either way each
+file is checked against the registry's hash, so a folder cannot vouch for
+itself, and a built-in name always means the built-in preset: a folder of
+the same name in the working directory is only used when named as a path
+(`./vae_binarized_mnist`).
 """
 
 import hashlib
@@ -33,11 +42,14 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 HASHED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+# What the registry pins of a built-in preset: every file that is loaded.
+REGISTERED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
+REGISTRY_FILE = "registry.json"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 
 
 class PresetIntegrityError(ValueError):
-    """A preset file's sha256 differs from the one in its metadata."""
+    """A preset file's sha256 differs from the one it must have."""
 
 
 def keras_home():
@@ -55,6 +67,24 @@ def zoo_dir():
     return Path(__file__).resolve().parent / "preset_files"
 
 
+def registry():
+    """The built-in presets: name -> entry, read from the package.
+
+    Each entry holds `description`, `class_name`, `files` (file name ->
+    sha256) and optionally `url` and `archive_sha256`: where the files are
+    downloaded from when the package does not hold them.
+
+    Example:
+
+    >>> from keras_vae import presets
+    >>> entry = presets.registry()["vae_binarized_mnist"]
+    >>> sorted(entry["files"])
+    ['config.json', 'metadata.json', 'model.weights.h5']
+    """
+    with open(zoo_dir() / REGISTRY_FILE) as f:
+        return json.load(f)
+
+
 def list_presets():
     """Names of the built-in presets, sorted.
 
@@ -67,12 +97,37 @@ def list_presets():
     >>> "vae_binarized_mnist" in kv.list_presets()
     True
     """
-    root = zoo_dir()
-    return sorted(
-        entry.name
-        for entry in root.iterdir()
-        if entry.is_dir() and (entry / METADATA_FILE).is_file()
-    )
+    return sorted(registry())
+
+
+def register_builtin(name):
+    """Records the files of `zoo_dir() / name` as built-in preset `name`.
+
+    For the zoo's runner, after it wrote a built-in preset's folder in a
+    checkout: the registry entry's hashes, description and class become
+    those of the folder (its `url`, if any, is dropped: the archive there
+    holds the old files). The registry file is replaced atomically.
+
+    Args:
+        name: str. The preset's name, the folder's name in `zoo_dir()`.
+
+    Returns:
+        The new registry entry, as a dict.
+    """
+    folder = zoo_dir() / name
+    metadata = verify_preset(folder)
+    entry = {
+        "description": metadata.get("description", ""),
+        "class_name": metadata.get("class_name", ""),
+        "files": {file: sha256(folder / file) for file in REGISTERED_FILES},
+    }
+    entries = registry()
+    entries[name] = entry
+    path = zoo_dir() / REGISTRY_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_text(json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
+    os.replace(tmp, path)
+    return entry
 
 
 def sha256(path):
@@ -85,23 +140,30 @@ def sha256(path):
 
 
 def load_metadata(preset):
-    """The `metadata.json` of a preset (name, folder or URL) as a dict."""
-    folder = resolve_preset(preset)
-    with open(folder / METADATA_FILE) as f:
-        return json.load(f)
+    """The `metadata.json` of a preset (name, folder or URL) as a dict,
+    after checking the preset's files."""
+    return verify_preset(resolve_preset(preset), expected=_expected_hashes(preset))
 
 
-def resolve_preset(preset):
-    """The local folder of a preset name, folder path or archive URL."""
+def resolve_preset(preset, archive_sha256=None):
+    """The local folder of a preset name, folder path or archive URL.
+
+    Args:
+        preset: str or path. A built-in name, a folder, or an http(s) URL.
+        archive_sha256: optional str. For a URL: the archive's expected sha256.
+    """
     preset = os.fspath(preset)
     if preset.startswith(("http://", "https://")):
-        return _download_preset(preset)
+        return _download_preset(preset, archive_sha256)
+    if archive_sha256 is not None:
+        raise ValueError("`archive_sha256` pins a URL preset's archive; pass it with a URL only.")
+    entries = registry()
+    if preset in entries:
+        return _builtin_folder(preset, entries[preset])
     path = Path(preset).expanduser()
     if path.is_dir():
         return path
     looks_like_path = os.sep in preset or preset.startswith(".")
-    if not looks_like_path and (zoo_dir() / preset / METADATA_FILE).is_file():
-        return zoo_dir() / preset
     if looks_like_path or path.suffix:
         raise ValueError(f"Preset folder {preset!r} does not exist.")
     raise ValueError(
@@ -110,41 +172,74 @@ def resolve_preset(preset):
     )
 
 
-def verify_preset(folder):
-    """Checks the files of a preset folder against its metadata.
+def _expected_hashes(preset):
+    """The registry's hashes when `preset` is a built-in name, else `None`."""
+    entry = registry().get(os.fspath(preset))
+    return None if entry is None else entry["files"]
+
+
+def _builtin_folder(name, entry):
+    """The folder of built-in preset `name`: the package's own copy (a
+    checkout's files), else the entry's URL downloaded into the cache."""
+    folder = zoo_dir() / name
+    if (folder / METADATA_FILE).is_file() or "url" not in entry:
+        return folder
+    return _download_preset(entry["url"], entry.get("archive_sha256"))
+
+
+def verify_preset(folder, expected=None):
+    """Checks the files of a preset folder.
+
+    Args:
+        folder: path of the preset folder.
+        expected: optional dict of file name -> sha256 that the files must
+            have (the registry's, for a built-in preset). The hashes in the
+            folder's own `metadata.json` are checked in any case.
+
+    Returns:
+        The folder's metadata, as a dict.
 
     Raises:
         ValueError: a file is missing or the metadata has no hashes.
-        PresetIntegrityError: a file's sha256 differs from its metadata.
+        PresetIntegrityError: a file's sha256 differs from what it must be.
     """
     folder = Path(folder)
     for name in (METADATA_FILE, *HASHED_FILES):
         if not (folder / name).is_file():
             raise ValueError(f"Preset folder {folder} has no {name}.")
+    for name, wanted in (expected or {}).items():
+        actual = sha256(folder / name)
+        if actual != wanted:
+            raise PresetIntegrityError(
+                f"The sha256 of {folder / name} is {actual}, but the keras_vae "
+                f"registry says {wanted}: the file was modified or is corrupt. "
+                "Refusing to load it."
+            )
     with open(folder / METADATA_FILE) as f:
         metadata = json.load(f)
     hashes = metadata.get("sha256")
     if not isinstance(hashes, dict):
         raise ValueError(f"{folder / METADATA_FILE} has no 'sha256' entry.")
     for name in HASHED_FILES:
-        expected = hashes.get(name)
-        if expected is None:
+        expected_hash = hashes.get(name)
+        if expected_hash is None:
             raise ValueError(f"{folder / METADATA_FILE} has no sha256 for {name}.")
         actual = sha256(folder / name)
-        if actual != expected:
+        if actual != expected_hash:
             raise PresetIntegrityError(
                 f"The sha256 of {folder / name} is {actual}, but the preset's "
-                f"metadata.json says {expected}: the file was modified or is "
+                f"metadata.json says {expected_hash}: the file was modified or is "
                 "corrupt. Refusing to load it."
             )
     return metadata
 
 
-def from_preset(preset, cls=None):
+def from_preset(preset, cls=None, archive_sha256=None):
     """Loads a pretrained model from a preset.
 
-    The sha256 of `config.json` and `model.weights.h5` is checked against
-    `metadata.json` before anything is deserialized.
+    Before anything is deserialized, the sha256 of `config.json` and
+    `model.weights.h5` is checked against `metadata.json`, and for a
+    built-in preset every file against the hashes the library holds.
 
     Args:
         preset: str. The name of a built-in preset (see `list_presets()`),
@@ -152,6 +247,8 @@ def from_preset(preset, cls=None):
             `.zip` archive of one (downloaded once into the Keras cache).
         cls: optional class. The loaded model must be an instance of it;
             `ModelClass.from_preset` passes its own class.
+        archive_sha256: optional str. For a URL preset: the sha256 the archive
+            must have (a mismatch is refused before anything is unpacked).
 
     Returns:
         The model, with its weights loaded. Its metadata is in
@@ -164,8 +261,8 @@ def from_preset(preset, cls=None):
     >>> model.latent_dim
     32
     """
-    folder = resolve_preset(preset)
-    metadata = verify_preset(folder)
+    folder = resolve_preset(preset, archive_sha256)
+    metadata = verify_preset(folder, expected=_expected_hashes(preset))
     with open(folder / CONFIG_FILE) as f:
         config = json.load(f)
     if cls is not None:
@@ -286,8 +383,12 @@ def _replace_dir(src, dst):
 # Archives over http(s).
 
 
-def _download_preset(url):
-    """Downloads and unpacks a preset archive once; returns its folder."""
+def _download_preset(url, expected_sha256=None):
+    """Downloads and unpacks a preset archive once; returns its folder.
+
+    With `expected_sha256`, the archive must have that hash (checked before
+    it is unpacked), and the cache entry is keyed by it too.
+    """
     path = urllib.parse.urlparse(url).path
     name = os.path.basename(path)
     suffix = next((s for s in ARCHIVE_SUFFIXES if name.endswith(s)), None)
@@ -295,7 +396,7 @@ def _download_preset(url):
         raise ValueError(
             f"A preset URL must point to a {' / '.join(ARCHIVE_SUFFIXES)} archive, got {url!r}."
         )
-    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{url} {expected_sha256 or ''}".encode()).hexdigest()[:16]
     root = download_cache_dir()
     target = root / f"{name[: -len(suffix)]}-{key}"
     if (target / METADATA_FILE).is_file():
@@ -312,6 +413,11 @@ def _download_preset(url):
                 shutil.copyfileobj(response, f)
         except OSError as error:
             raise OSError(f"Could not download preset {url}: {error}") from error
+        if expected_sha256 is not None and sha256(archive) != expected_sha256:
+            raise PresetIntegrityError(
+                f"The archive downloaded from {url} has sha256 {sha256(archive)}, "
+                f"not the expected {expected_sha256}. Refusing to unpack it."
+            )
         unpacked = tmp / "unpacked"
         _extract(archive, unpacked)
         folder = _find_preset_folder(unpacked, url)

@@ -271,3 +271,124 @@ def test_preset_loads_identically_on_other_backends(preset_dir, tmp_path):
         report = json.loads(result.stdout.strip().splitlines()[-1])
         assert report["backend"] == backend
         np.testing.assert_allclose(np.load(out), expected, atol=1e-5)
+
+
+# ----------------------------------------------------------------------
+# The registry of built-in presets.
+
+
+def test_registry_pins_every_file_of_every_builtin_preset():
+    entries = presets.registry()
+    assert sorted(entries) == kv.list_presets()
+    folders = sorted(
+        p.name for p in presets.zoo_dir().iterdir() if (p / presets.METADATA_FILE).is_file()
+    )
+    assert folders == sorted(entries)
+    for name, entry in entries.items():
+        folder = presets.zoo_dir() / name
+        assert entry["files"] == {
+            file: presets.sha256(folder / file) for file in presets.REGISTERED_FILES
+        }, name
+        metadata = json.loads((folder / presets.METADATA_FILE).read_text())
+        assert entry["class_name"] == metadata["class_name"]
+
+
+@pytest.fixture
+def fake_zoo(tmp_path, monkeypatch, saved):
+    """A package folder of built-in presets holding one tiny preset."""
+    model, folder = saved
+    zoo = tmp_path / "preset_files"
+    zoo.mkdir()
+    (zoo / presets.REGISTRY_FILE).write_text("{}")
+    shutil.copytree(folder, zoo / "tiny_builtin")
+    monkeypatch.setattr(presets, "zoo_dir", lambda: zoo)
+    presets.register_builtin("tiny_builtin")
+    return model, zoo
+
+
+def _resign(folder):
+    """Rewrites a folder's own metadata hashes: a self-consistent tamper."""
+    metadata = json.loads((folder / presets.METADATA_FILE).read_text())
+    metadata["sha256"] = {f: presets.sha256(folder / f) for f in presets.HASHED_FILES}
+    (folder / presets.METADATA_FILE).write_text(json.dumps(metadata))
+
+
+def _flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_builtin_files_are_checked_against_the_registry(fake_zoo):
+    model, zoo = fake_zoo
+    loaded = kv.from_preset("tiny_builtin")
+    np.testing.assert_allclose(loaded.encode(inputs())[0], model.encode(inputs())[0], atol=1e-6)
+    # Weights and metadata swapped together still differ from the registry.
+    _flip_byte(zoo / "tiny_builtin" / presets.WEIGHTS_FILE)
+    _resign(zoo / "tiny_builtin")
+    with pytest.raises(presets.PresetIntegrityError, match="registry"):
+        kv.from_preset("tiny_builtin")
+    with pytest.raises(presets.PresetIntegrityError, match="registry"):
+        presets.load_metadata("tiny_builtin")
+
+
+def test_a_folder_in_the_working_directory_does_not_hijack_a_builtin_name(
+    fake_zoo, tmp_path, monkeypatch
+):
+    model, zoo = fake_zoo
+    work = tmp_path / "work"
+    impostor = tiny_vae()
+    impostor.save_to_preset(work / "tiny_builtin", {"description": "an impostor"})
+    (work / "zoo").mkdir()
+    (work / "zoo.py").write_text("raise RuntimeError('the library imported zoo')\n")
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend(str(work))
+    loaded = kv.from_preset("tiny_builtin")
+    assert loaded.preset_metadata["description"] == "a tiny test VAE"
+    # Named as a path, the local folder is used.
+    assert kv.from_preset("./tiny_builtin").preset_metadata["description"] == "an impostor"
+    assert kv.list_presets() == ["tiny_builtin"]
+
+
+def test_builtin_preset_with_a_url_is_downloaded_and_checked(fake_zoo, tmp_path):
+    model, zoo = fake_zoo
+    served = tmp_path / "served"
+    served.mkdir()
+    name = _archive(zoo / "tiny_builtin", served, "tar.gz")
+    shutil.rmtree(zoo / "tiny_builtin")  # an installed wheel without the files
+    cache = tmp_path / "cache"
+    with _Server(served) as server, _patched_env({"KERAS_HOME": str(cache)}):
+        entries = presets.registry()
+        entries["tiny_builtin"]["url"] = f"{server.url}/{name}"
+        entries["tiny_builtin"]["archive_sha256"] = presets.sha256(served / name)
+        (zoo / presets.REGISTRY_FILE).write_text(json.dumps(entries))
+        loaded = kv.from_preset("tiny_builtin")
+        kv.from_preset("tiny_builtin")
+        assert server.requests == [f"/{name}"]  # Downloaded once.
+        np.testing.assert_allclose(
+            loaded.encode(inputs())[0], model.encode(inputs())[0], atol=1e-6
+        )
+        # A server that answers with other (self-consistent) files is refused.
+        (served / name).unlink()
+        shutil.rmtree(cache)
+        fake = tmp_path / "fake" / "tiny_builtin"
+        tiny_vae().save_to_preset(fake, {"description": "a tiny test VAE"})
+        _archive(fake, served, "tar.gz")
+        with pytest.raises(presets.PresetIntegrityError, match="tiny_vae.tar.gz"):
+            kv.from_preset("tiny_builtin")
+
+
+def test_url_preset_with_a_pinned_hash(preset_dir, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    name = _archive(preset_dir, served, "zip")
+    cache = tmp_path / "cache"
+    with _Server(served) as server, _patched_env({"KERAS_HOME": str(cache)}):
+        url = f"{server.url}/{name}"
+        with pytest.raises(presets.PresetIntegrityError, match="expected 00"):
+            kv.from_preset(url, archive_sha256="00" * 32)
+        assert os.listdir(cache / "keras_vae" / "presets") == []
+        model = kv.from_preset(url, archive_sha256=presets.sha256(served / name))
+    assert model.preset_metadata["description"] == "a tiny test VAE"
+    with pytest.raises(ValueError, match="URL"):
+        kv.from_preset(str(preset_dir), archive_sha256="00" * 32)
