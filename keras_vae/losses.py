@@ -1,13 +1,20 @@
-"""Log-likelihoods and KL divergences, written with `keras.ops` only.
+"""Log-likelihoods, KL divergences and the shared sampling math, in `keras.ops`.
 
 Every function returns values in nats and computes in float32, whatever the
 dtype policy of the model that calls it (mixed precision keeps the losses in
-full precision). Functions that take images sum over every axis but the
-first, so they return one value per example.
+full precision); `reparameterize` alone keeps its inputs' dtype, since it
+runs inside the network. Functions that take images sum over every axis but
+the first, so they return one value per example.
+
+The log-sum-exp (`log_mean_exp`), the reparameterised draw
+(`reparameterize`) and the importance-sampled estimator
+(`importance_log_weights`, `importance_sampled_log_likelihood`) live here
+once; every model calls them.
 """
 
 import math
 
+import keras
 from keras import ops
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -105,6 +112,126 @@ def gaussian_kl(mean, log_var):
     return 0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var)
 
 
+def log_mean_exp(values, axis):
+    """Stable `log(mean(exp(values), axis))`.
+
+    Computed as `logsumexp(values, axis) - log(n)` with `n` the size of
+    `axis`, so large negative values (log-likelihoods of hundreds of nats)
+    neither underflow nor overflow.
+
+    Args:
+        values: Tensor of log-values.
+        axis: int. The axis averaged over.
+
+    Returns:
+        Float32 tensor: `values`' shape without `axis`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> out = log_mean_exp(np.array([[-1000.0, -1000.0 + np.log(3.0)]]), axis=1)
+    >>> round(float(out[0]), 4)  # -1000 + log((1 + 3) / 2)
+    -999.3069
+    """
+    (values,) = _float32(values)
+    return ops.logsumexp(values, axis=axis) - math.log(values.shape[axis])
+
+
+def reparameterize(mean, log_var, seed=None, sample_shape=(), noise=None):
+    """The reparameterised draw `z = mean + exp(log_var / 2) * eps`.
+
+    `eps ~ N(0, I)` is drawn with `keras.random.normal` from `seed`, in the
+    dtype of `mean`, so that gradients flow to `mean` and `log_var`
+    (Kingma & Welling 2014). The `Sampling` layer and every model draw their
+    latents through this function.
+
+    Args:
+        mean: Tensor of shape `(..., latent_dim)`.
+        log_var: Tensor broadcastable to `mean`: the log-variance.
+        seed: int, `keras.random.SeedGenerator` or `None`. Seed of `eps`.
+            Defaults to `None`.
+        sample_shape: tuple of ints. Leading axes of independent draws:
+            `eps` has shape `sample_shape + mean.shape`, e.g. `(k,)` for `k`
+            importance samples of each example. Defaults to `()`.
+        noise: optional tensor of standard-normal draws, broadcastable
+            against `mean`, used as `eps` instead of a draw (a serving
+            signature's input, NumPy noise shared by every backend).
+            Defaults to `None`.
+
+    Returns:
+        Tensor of shape `sample_shape + mean.shape` (or the broadcast shape
+        of `mean` and `noise`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> z = reparameterize(np.zeros((2, 3)), np.zeros((2, 3)), seed=0, sample_shape=(5,))
+    >>> tuple(z.shape)
+    (5, 2, 3)
+    >>> float(reparameterize(1.0, np.log(4.0), noise=0.5))  # 1 + 2 * 0.5
+    2.0
+    """
+    mean = ops.convert_to_tensor(mean)
+    log_var = ops.convert_to_tensor(log_var, dtype=mean.dtype)
+    if noise is None:
+        shape = tuple(sample_shape) + tuple(ops.shape(mean))
+        noise = keras.random.normal(shape, dtype=mean.dtype, seed=seed)
+    elif sample_shape:
+        raise ValueError("Pass either `noise` or `sample_shape` to `reparameterize`, not both.")
+    return mean + ops.exp(0.5 * log_var) * noise
+
+
+def importance_log_weights(log_px_z, log_pz, log_qz):
+    """Log importance weights `log p(x|z) + log p(z) - log q(z|x)`.
+
+    The weights of samples `z ~ q(z|x)` for estimating `p(x)`; feed them to
+    `importance_sampled_log_likelihood`. Any posterior or prior works: pass
+    their log-densities at the samples.
+
+    Args:
+        log_px_z: Tensor of `log p(x|z)`, e.g. shape `(k, batch)`.
+        log_pz: Tensor of `log p(z)`, broadcastable to `log_px_z`.
+        log_qz: Tensor of `log q(z|x)`, broadcastable to `log_px_z`.
+
+    Returns:
+        Float32 tensor of the broadcast shape.
+
+    Example:
+
+    >>> float(importance_log_weights(-3.0, -1.0, -2.0))
+    -2.0
+    """
+    log_px_z, log_pz, log_qz = _float32(log_px_z, log_pz, log_qz)
+    return log_px_z + log_pz - log_qz
+
+
+def importance_sampled_log_likelihood(log_weights, axis):
+    """The importance-sampled estimate `log mean_k w_k` of `log p(x)`.
+
+    With `k` samples of `q(z|x)` this is the importance-weighted bound of
+    Burda et al. (2016): a lower bound on `log p(x)` in expectation, equal
+    to the ELBO's Monte Carlo estimate for `k = 1` and tending to `log p(x)`
+    as `k` grows. Weights computed in chunks of samples are concatenated on
+    `axis` first; the mean is over all of them.
+
+    Args:
+        log_weights: Tensor of log importance weights
+            (`importance_log_weights`).
+        axis: int. The axis of the `k` samples.
+
+    Returns:
+        Float32 tensor: `log_weights`' shape without `axis`, in nats.
+
+    Example:
+
+    >>> import numpy as np
+    >>> log_w = np.log(np.array([[1.0, 3.0]]))  # weights 1 and 3
+    >>> round(float(importance_sampled_log_likelihood(log_w, axis=1)[0]), 4)  # log 2
+    0.6931
+    """
+    return log_mean_exp(log_weights, axis=axis)
+
+
 def negative_bound(log_px_z, z, mean, log_var):
     """Per-example negative ELBO (one sample) or negative IWAE bound.
 
@@ -131,12 +258,11 @@ def negative_bound(log_px_z, z, mean, log_var):
     3.0
     """
     log_px_z, z, mean, log_var = _float32(log_px_z, z, mean, log_var)
-    num_samples = z.shape[1]
-    if num_samples == 1:
+    if z.shape[1] == 1:
         return ops.sum(gaussian_kl(mean, log_var), axis=-1) - log_px_z[:, 0]
-    log_w = (
-        log_px_z
-        + standard_normal_log_prob(z)
-        - diagonal_gaussian_log_prob(z, mean[:, None], log_var[:, None])
+    log_w = importance_log_weights(
+        log_px_z,
+        standard_normal_log_prob(z),
+        diagonal_gaussian_log_prob(z, mean[:, None], log_var[:, None]),
     )
-    return math.log(num_samples) - ops.logsumexp(log_w, axis=1)
+    return -importance_sampled_log_likelihood(log_w, axis=1)

@@ -1,4 +1,6 @@
+import keras
 import numpy as np
+import pytest
 from keras import ops
 
 from keras_vae import losses
@@ -71,3 +73,55 @@ def test_negative_bound_elbo_and_importance_weighted():
     expected = -np.log(np.mean(np.exp(log_w), axis=1))
     actual = ops.convert_to_numpy(losses.negative_bound(log_px_z, z, mean, log_var))
     np.testing.assert_allclose(actual, expected, rtol=1e-5)
+
+
+def test_log_mean_exp_matches_numpy_and_is_stable():
+    values = RNG.normal(size=(3, 50)) * 5 - 400.0  # exp underflows in float32
+    shift = values.max(axis=1, keepdims=True)
+    expected = np.log(np.mean(np.exp(values - shift), axis=1)) + shift[:, 0]
+    actual = ops.convert_to_numpy(losses.log_mean_exp(values, axis=1))
+    np.testing.assert_allclose(actual, expected, rtol=1e-6)
+    assert actual.dtype == np.float32
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(losses.log_mean_exp(values.T, axis=0)), expected, rtol=1e-6
+    )
+
+
+def test_reparameterize_applies_the_formula_to_given_noise():
+    mean = RNG.normal(size=(4, 3)).astype("float32")
+    log_var = RNG.normal(size=(4, 3)).astype("float32")
+    noise = RNG.normal(size=(4, 2, 3)).astype("float32")
+    z = losses.reparameterize(mean[:, None], log_var[:, None], noise=noise)
+    expected = mean[:, None] + np.exp(log_var[:, None] / 2) * noise
+    np.testing.assert_allclose(ops.convert_to_numpy(z), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        losses.reparameterize(mean, log_var, noise=noise, sample_shape=(2,))
+
+
+def test_reparameterize_draws_from_the_gaussian():
+    mean = np.array([1.0, -2.0], "float32")
+    log_var = np.log(np.array([0.25, 4.0], "float32"))
+    z = ops.convert_to_numpy(losses.reparameterize(mean, log_var, seed=0, sample_shape=(20000,)))
+    assert z.shape == (20000, 2)
+    np.testing.assert_allclose(z.mean(axis=0), mean, atol=0.05)
+    np.testing.assert_allclose(z.std(axis=0), [0.5, 2.0], rtol=0.03)
+    # The draw is the seeded standard normal, scaled and shifted.
+    eps = ops.convert_to_numpy(keras.random.normal((20000, 2), seed=0))
+    np.testing.assert_allclose(z, mean + np.exp(log_var / 2) * eps, rtol=1e-5, atol=1e-6)
+
+
+def test_importance_sampled_log_likelihood_matches_numpy():
+    log_px_z = RNG.normal(size=(6, 3)) - 90.0
+    log_pz = RNG.normal(size=(6, 3)) - 5.0
+    log_qz = RNG.normal(size=(6, 3)) - 4.0
+    log_w = losses.importance_log_weights(log_px_z, log_pz, log_qz)
+    np.testing.assert_allclose(ops.convert_to_numpy(log_w), log_px_z + log_pz - log_qz, rtol=1e-6)
+    w = log_px_z + log_pz - log_qz
+    expected = np.log(np.mean(np.exp(w + 91.0), axis=0)) - 91.0
+    actual = ops.convert_to_numpy(losses.importance_sampled_log_likelihood(log_w, axis=0))
+    np.testing.assert_allclose(actual, expected, rtol=1e-6)
+    # Chunks of samples concatenated give the estimate over all of them.
+    chunked = losses.importance_sampled_log_likelihood(
+        ops.concatenate([log_w[:2], log_w[2:]], axis=0), axis=0
+    )
+    np.testing.assert_allclose(ops.convert_to_numpy(chunked), actual, rtol=1e-6)
