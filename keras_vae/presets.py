@@ -46,6 +46,13 @@ HASHED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 REGISTERED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
 REGISTRY_FILE = "registry.json"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+# Limits of a preset download: a slow or hostile server cannot hang a load
+# or fill the disk. Seconds for the whole download, bytes downloaded, and
+# bytes that the archive may unpack to.
+DOWNLOAD_DEADLINE_SECONDS = 30 * 60
+SOCKET_TIMEOUT_SECONDS = 60
+MAX_DOWNLOAD_BYTES = 2 * 2**30
+MAX_UNPACKED_BYTES = 4 * 2**30
 
 
 class PresetIntegrityError(ValueError):
@@ -405,14 +412,7 @@ def _download_preset(url, expected_sha256=None):
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
     try:
         archive = tmp / name
-        try:
-            with (
-                urllib.request.urlopen(url, timeout=60) as response,
-                open(archive, "wb") as f,
-            ):
-                shutil.copyfileobj(response, f)
-        except OSError as error:
-            raise OSError(f"Could not download preset {url}: {error}") from error
+        _fetch(url, archive)
         if expected_sha256 is not None and sha256(archive) != expected_sha256:
             raise PresetIntegrityError(
                 f"The archive downloaded from {url} has sha256 {sha256(archive)}, "
@@ -431,24 +431,68 @@ def _download_preset(url, expected_sha256=None):
     return target
 
 
+def _fetch(url, path):
+    """Downloads `url` to `path` within the deadline and size limit."""
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE_SECONDS
+    size = 0
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=SOCKET_TIMEOUT_SECONDS) as response,
+            open(path, "wb") as f,
+        ):
+            # `read1` returns what has arrived: a trickle meets the deadline.
+            for block in iter(lambda: response.read1(1 << 16), b""):
+                size += len(block)
+                if size > MAX_DOWNLOAD_BYTES:
+                    raise ValueError(
+                        f"The preset archive at {url} is larger than the "
+                        f"{MAX_DOWNLOAD_BYTES:,}-byte limit; refusing to download more."
+                    )
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"the download took longer than {DOWNLOAD_DEADLINE_SECONDS} s"
+                    )
+                f.write(block)
+    except OSError as error:
+        raise OSError(f"Could not download preset {url}: {error}") from error
+
+
 def _extract(archive, dest):
+    """Unpacks a zip or tar archive of plain files and folders into `dest`:
+    no path may leave `dest`, no links or devices, no setuid / setgid /
+    sticky bits, and at most `MAX_UNPACKED_BYTES` in all."""
     dest.mkdir()
     root = dest.resolve()
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():
-                _check_member(root, member, archive)
+            members = zf.infolist()
+            for member in members:
+                _check_member(root, member.filename, archive)
+            _check_unpacked_size(sum(m.file_size for m in members), archive)
             zf.extractall(dest)
         return
     try:
         with tarfile.open(archive, "r:*") as tf:
-            for member in tf.getmembers():
+            members = tf.getmembers()
+            for member in members:
                 if not (member.isfile() or member.isdir()):
                     raise ValueError(f"{archive.name} holds a link or device: {member.name}.")
                 _check_member(root, member.name, archive)
-            tf.extractall(dest)
+                member.mode &= 0o777  # no setuid, setgid or sticky bit
+            _check_unpacked_size(sum(m.size for m in members), archive)
+            # Python >= 3.10.12 also applies its own "data" filter.
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tf.extractall(dest, members=members, **safe)
     except tarfile.TarError as error:
         raise ValueError(f"{archive.name} is not a valid .tar.gz / .zip archive: {error}")
+
+
+def _check_unpacked_size(total, archive):
+    if total > MAX_UNPACKED_BYTES:
+        raise ValueError(
+            f"{archive.name} unpacks to {total:,} bytes, more than the "
+            f"{MAX_UNPACKED_BYTES:,}-byte limit; refusing to unpack it."
+        )
 
 
 def _check_member(root, member, archive):

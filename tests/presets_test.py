@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 import zipfile
 
 import keras
@@ -392,3 +393,76 @@ def test_url_preset_with_a_pinned_hash(preset_dir, tmp_path):
     assert model.preset_metadata["description"] == "a tiny test VAE"
     with pytest.raises(ValueError, match="URL"):
         kv.from_preset(str(preset_dir), archive_sha256="00" * 32)
+
+
+# ----------------------------------------------------------------------
+# Limits of a download: deadline, size, unpacked size, permission bits.
+
+
+class _SlowServer(_Server):
+    """Answers every GET with an endless trickle of bytes."""
+
+    def __init__(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    for _ in range(600):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = []
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True  # closing does not wait for the trickle
+        self.thread = threading.Thread(target=self.httpd.serve_forever)
+        self.thread.daemon = True
+
+
+def test_a_slow_server_meets_the_overall_deadline(tmp_path, monkeypatch):
+    monkeypatch.setattr(presets, "DOWNLOAD_DEADLINE_SECONDS", 1)
+    start = time.monotonic()
+    with _SlowServer() as server, _patched_env({"KERAS_HOME": str(tmp_path)}):
+        with pytest.raises(OSError, match="longer than 1 s"):
+            kv.from_preset(f"{server.url}/slow.tar.gz")
+        assert time.monotonic() - start < 10
+    assert os.listdir(tmp_path / "keras_vae" / "presets") == []
+
+
+def test_download_and_unpacked_sizes_are_limited(preset_dir, tmp_path, monkeypatch):
+    served = tmp_path / "served"
+    served.mkdir()
+    big = tmp_path / "big" / "tiny_vae"
+    shutil.copytree(preset_dir, big)
+    (big / "zeros.bin").write_bytes(bytes(2**20))  # compresses to ~1 KB
+    name = _archive(big, served, "zip")
+    with _Server(served) as server, _patched_env({"KERAS_HOME": str(tmp_path / "c")}):
+        url = f"{server.url}/{name}"
+        monkeypatch.setattr(presets, "MAX_UNPACKED_BYTES", 2**20)
+        with pytest.raises(ValueError, match="unpacks to"):
+            kv.from_preset(url)
+        monkeypatch.setattr(presets, "MAX_DOWNLOAD_BYTES", 1000)
+        with pytest.raises(ValueError, match="larger than the 1,000-byte limit"):
+            kv.from_preset(url)
+
+
+def test_archive_permission_bits_are_not_kept(preset_dir, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    path = served / "tiny_vae.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name in os.listdir(preset_dir):
+            info = tf.gettarinfo(preset_dir / name, f"tiny_vae/{name}")
+            info.mode = 0o6755  # setuid + setgid
+            with open(preset_dir / name, "rb") as f:
+                tf.addfile(info, f)
+    with _Server(served) as server, _patched_env({"KERAS_HOME": str(tmp_path / "c")}):
+        folder = presets.resolve_preset(f"{server.url}/tiny_vae.tar.gz")
+    for name in os.listdir(folder):
+        assert not os.stat(folder / name).st_mode & 0o7000, name
