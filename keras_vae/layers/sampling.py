@@ -1,10 +1,13 @@
 import keras
-from keras import ops
+
+from keras_vae import losses
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class Sampling(keras.layers.Layer):
     """Draws `z = mean + exp(log_var / 2) * eps` (the reparameterization trick).
+
+    A layer around `keras_vae.losses.reparameterize` that owns the seed.
 
     The layer samples in training and in inference alike: a VAE's ELBO is a
     stochastic quantity, so validation sees the same estimator as training.
@@ -38,10 +41,7 @@ class Sampling(keras.layers.Layer):
 
     def call(self, inputs):
         mean, log_var = inputs
-        eps = keras.random.normal(
-            ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator
-        )
-        return mean + ops.exp(0.5 * log_var) * eps
+        return losses.reparameterize(mean, log_var, seed=self.seed_generator)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
