@@ -5,8 +5,8 @@ Usage:
         [--presets text_vae_ptb lstm_lm_ptb] [--sentences 3200]
 
 Each (preset, backend) pair runs in its own process: build the preset's
-untrained model from its recipe (`zoo.train_text.RECIPES`: 256-unit LSTMs,
-the 10k vocabulary, dropout) and compile it as `zoo.train_text` does
+untrained model from its recipe (`zoo/recipes/<preset>.json`: 256-unit LSTMs,
+the 10k vocabulary, dropout) and compile it as the runner does
 (Adam with gradient clipping, jit where the backend supports it), warm up
 on a few batches, then time one epoch over the first `--sentences`
 training sentences in the recipe's length-bucketed batches of 32. The
@@ -26,13 +26,14 @@ WORKER = r"""
 import json, sys, time
 import keras_vae as kv
 from keras_vae.datasets.text_batches import TextBatches
-from zoo import train_text
+from keras_vae.runner.families import text
+from zoo import recipes
 
 preset, num_sentences = sys.argv[1], int(sys.argv[2])
-recipe = train_text.RECIPES[preset]
+recipe = recipes.load(preset)
 (train, _), = kv.datasets.load("ptb", splits=("train",))
 vocabulary = kv.layers.Vocabulary.from_sentences(train, name="vocabulary")
-model = train_text.compiled_model(recipe, vocabulary)
+model = text.compile_model(text.Text().build_model(recipe, {"vocabulary": vocabulary}), recipe)
 
 def batches(sentences):
     return TextBatches(sentences, model.tokenize, batch_size=recipe["batch_size"], seed=0,

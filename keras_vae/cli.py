@@ -23,9 +23,9 @@ import json
 import os
 import shlex
 import sys
-import time
 
 VALID_SPLIT = {"binarized_mnist": "valid"}
+TEXT_DATASETS = ("ptb",)
 
 
 class UserError(Exception):
@@ -152,11 +152,66 @@ def cmd_presets(args):
     return 0
 
 
+def _recipe_from_flags(args):
+    """The recipe `keras-vae train` builds from its flags: a `VAE`
+    (`image_vae` family) on an image data set."""
+    from keras_vae import datasets
+
+    if args.dataset not in datasets.available():
+        raise UserError(f"Unknown data set {args.dataset!r}. Available: {datasets.available()}.")
+    if args.dataset in TEXT_DATASETS:
+        raise UserError(
+            f"`train` builds image models from its flags; {args.dataset!r} holds "
+            "sentences: pass --recipe FILE (e.g. zoo/recipes/text_vae_ptb.json)."
+        )
+    return {
+        "family": "image_vae",
+        "description": f"VAE trained with `keras-vae train` on {args.dataset}.",
+        "dataset": args.dataset,
+        "splits": {
+            "train": "train",
+            "valid": VALID_SPLIT.get(args.dataset, "test"),
+            "test": "test",
+        },
+        "model": {
+            "latent_dim": args.latent_dim,
+            "likelihood": args.likelihood,
+            "architecture": args.architecture,
+            "hidden_dims": list(args.hidden_dims),
+            "kl_warmup_steps": args.kl_warmup_steps,
+        },
+        "init_preset": args.preset,
+        "optimizer": {"name": "adam", "learning_rate": args.learning_rate},
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "eval_samples": args.eval_samples,
+    }
+
+
+def _read_recipe(path):
+    from keras_vae import runner
+
+    if not os.path.isfile(path):
+        raise UserError(f"Recipe file {path!r} does not exist.")
+    try:
+        with open(path) as f:
+            recipe = json.load(f)
+    except json.JSONDecodeError as error:
+        raise UserError(f"Recipe file {path!r} is not JSON: {error}") from None
+    if not isinstance(recipe, dict) or recipe.get("family") not in runner.FAMILIES:
+        raise UserError(
+            f"Recipe file {path!r} must be a JSON object whose \"family\" is one of "
+            f"{sorted(runner.FAMILIES)}."
+        )
+    return recipe
+
+
 def cmd_train(args):
     import keras
 
     import keras_vae as kv
-    from keras_vae import presets
+    from keras_vae import runner
 
     _set_data_dir(args.data_dir)
     if os.path.exists(args.output) and not args.overwrite:
@@ -165,35 +220,12 @@ def cmd_train(args):
             "replace it."
         )
     _output_dir_of(args.output)
-    if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
-    x_train, _ = _load_data(args.dataset, "train", args.max_examples)
-    valid_split = VALID_SPLIT.get(args.dataset, "test")
-    x_valid, _ = _load_data(args.dataset, valid_split, args.max_examples)
-    if x_train.ndim != 4:
-        raise UserError(
-            f"`train` fits image models; {args.dataset!r} gives arrays of "
-            f"shape {x_train.shape}."
-        )
-    if args.preset:
-        model, _ = _load_model(args.preset)
-        _say(f"Fine-tuning {type(model).__name__} from {args.preset}.")
-    else:
-        model = kv.VAE(
-            input_shape=x_train.shape[1:],
-            latent_dim=args.latent_dim,
-            likelihood=args.likelihood,
-            architecture=args.architecture,
-            hidden_dims=args.hidden_dims,
-            kl_warmup_steps=args.kl_warmup_steps,
-            seed=args.seed,
-        )
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    _say(
-        f"Training {type(model).__name__} ({model.count_params():,} "
-        f"parameters) on {len(x_train)} examples for {args.epochs} epochs "
-        f"(backend {keras.backend.backend()})."
-    )
+    recipe = _read_recipe(args.recipe) if args.recipe else _recipe_from_flags(args)
+    options = runner.parse_options(recipe)
+    if args.max_examples:
+        if recipe["family"] != "image_vae":
+            raise UserError("--max-examples is for image recipes.")
+        options.train_images = options.eval_images = args.max_examples
     callbacks = []
     if args.samples_every:
         samples_dir = args.output.rstrip("/\\") + "_samples"
@@ -203,36 +235,25 @@ def cmd_train(args):
             )
         )
         _say(f"Sample grids go to {samples_dir}/.")
-    start = time.time()
-    history = model.fit(
-        x_train,
-        validation_data=(x_valid,),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        callbacks=callbacks,
-        verbose=2,
-    )
-    seconds = time.time() - start
-    final = {k: float(v[-1]) for k, v in history.history.items()}
-    metadata = {
-        "description": (
-            f"{type(model).__name__} trained with `keras-vae train` on "
-            f"{args.dataset} ({len(x_train)} examples, {args.epochs} epochs)."
-        ),
-        "dataset": {
-            "name": args.dataset,
-            "train_split": f"train ({len(x_train)})",
-            "validation_split": f"{valid_split} ({len(x_valid)})",
-        },
-        "training_command": "keras-vae " + shlex.join(args.argv),
-        "trained_on_backend": keras.backend.backend(),
-        "train_seconds": round(seconds, 1),
-        "metrics": {f"final_{k}": v for k, v in final.items()},
-    }
-    presets.save_to_preset(model, args.output, metadata)
     _say(
-        f"Saved preset folder {args.output} (val_loss "
-        f"{final.get('val_loss', float('nan')):.2f} nats) in {seconds:.0f} s."
+        f"Training a {recipe['family']} recipe for {recipe.get('epochs', '?')} "
+        f"epochs (backend {keras.backend.backend()})."
+    )
+    name = os.path.basename(os.path.abspath(args.output))
+    metadata = runner.run(
+        recipe,
+        options,
+        args.output,
+        name,
+        run_dir=args.run_dir,
+        command="keras-vae " + shlex.join(args.argv),
+        callbacks=callbacks,
+    )
+    best = {k: v for k, v in metadata.items() if k.startswith("best_") and k != "best_epoch"}
+    shown = ", ".join(f"{k[5:]} {v:.2f}" for k, v in best.items())
+    _say(
+        f"Saved preset folder {args.output} (best epoch {metadata.get('best_epoch')}: "
+        f"{shown}) after {metadata['train_seconds']:.0f} s of training."
     )
     return 0
 
@@ -286,7 +307,7 @@ def cmd_evaluate(args):
 def _is_text_model(model):
     import keras_vae as kv
 
-    return isinstance(model, kv.TextVAE)
+    return isinstance(model, kv.LSTMLanguageModel)  # TextVAE is one too
 
 
 def _report(args, dataset, count, results):
@@ -391,8 +412,20 @@ def build_parser():
     )
     p.set_defaults(run=cmd_presets)
 
+    from keras_vae.runner.options import RUN_DIR_HELP
+
     p = verbs.add_parser(
-        "train", help="train a VAE on a data set; writes a preset folder"
+        "train",
+        help="train a VAE on a data set (or any recipe); writes a preset folder",
+        description=(
+            "Train with the zoo's resumable runner (the one `python -m zoo.train` "
+            "uses): a VAE built from the flags below, or a recipe file. The run "
+            "keeps its state in a run folder (--run-dir): stop it (Ctrl-C) and "
+            "run the same command again to resume. Logged: loss / val_loss is "
+            "the training objective (under KL warm-up its KL weight is below 1); "
+            "val_neg_elbo is the true negative ELBO, whose best epoch's weights "
+            "are kept and written."
+        ),
     )
     p.add_argument(
         "--dataset",
@@ -400,11 +433,20 @@ def build_parser():
         help="data set name (default binarized_mnist)",
     )
     p.add_argument("--output", required=True, help="preset folder to write")
+    p.add_argument(
+        "--recipe",
+        metavar="FILE",
+        help="train this recipe (JSON, e.g. zoo/recipes/vae_binarized_mnist.json) "
+        "instead of one built from the flags",
+    )
+    p.add_argument("--run-dir", metavar="DIR", help=RUN_DIR_HELP)
     p.add_argument("--preset", help="start from this preset (fine-tune)")
-    p.add_argument("--epochs", type=_positive(int), default=10)
-    p.add_argument("--batch-size", type=_positive(int), default=128)
-    p.add_argument("--learning-rate", type=_positive(float), default=1e-3)
-    p.add_argument("--latent-dim", type=_positive(int), default=32)
+    p.add_argument("--epochs", type=_positive(int), default=10, help="default 10")
+    p.add_argument("--batch-size", type=_positive(int), default=128, help="default 128")
+    p.add_argument(
+        "--learning-rate", type=_positive(float), default=1e-3, help="Adam's, default 1e-3"
+    )
+    p.add_argument("--latent-dim", type=_positive(int), default=32, help="default 32")
     p.add_argument("--architecture", choices=("conv", "mlp"), default="conv")
     p.add_argument(
         "--hidden-dims",
@@ -415,7 +457,19 @@ def build_parser():
     p.add_argument(
         "--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli"
     )
-    p.add_argument("--kl-warmup-steps", type=int, default=0)
+    p.add_argument(
+        "--kl-warmup-steps",
+        type=int,
+        default=0,
+        help="steps over which the KL weight rises from 0 to 1 (default 0: none)",
+    )
+    p.add_argument(
+        "--eval-samples",
+        type=int,
+        default=0,
+        help="importance samples of the test NLL measured at the end "
+        "(default 0: ELBO and active units only)",
+    )
     p.add_argument(
         "--max-examples",
         type=_positive(int),
@@ -494,6 +548,11 @@ def main(argv=None):
     args.argv = argv
     try:
         return args.run(args)
+    except KeyboardInterrupt:
+        from keras_vae.runner import INTERRUPTED
+
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+        return 130
     except _user_errors() as error:
         if os.environ.get("KERAS_VAE_DEBUG"):
             raise

@@ -42,6 +42,8 @@ def trained(tmp_path_factory):
             "2",
             "--output",
             str(folder),
+            "--run-dir",
+            str(folder.parent / "run"),
         ]
     )
     assert code == 0
@@ -64,7 +66,10 @@ def test_train_writes_preset(trained, capsys):
     assert metadata["training_command"].startswith(
         "keras-vae train --dataset mnist"
     )
-    assert "final_val_loss" in metadata["metrics"]
+    # The runner's record: the true negative ELBO beside the objective.
+    assert {"val_loss", "val_neg_elbo"} <= set(metadata["last_epoch_logs"])
+    assert metadata["recipe"]["family"] == "image_vae" and metadata["epochs_completed"] == 2
+    assert metadata["metrics"]["test_elbo_images"] == 256
     grids = os.listdir(str(trained) + "_samples")
     assert grids == ["samples_epoch_0002.png"]
 
@@ -140,6 +145,8 @@ def test_presets_lists_builtins(capsys):
             ["train", "--dataset", "cifar", "--output", "{tmp}/o"],
             "Unknown data set 'cifar'",
         ),
+        (["train", "--recipe", "{tmp}/none.json", "--output", "{tmp}/o"], "does not exist"),
+        (["train", "--dataset", "ptb", "--output", "{tmp}/o"], "pass --recipe FILE"),
     ],
 )
 def test_user_errors_are_one_line(argv, message, tmp_path, capsys):
@@ -148,6 +155,27 @@ def test_user_errors_are_one_line(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("keras-vae: error: ") and message in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_train_help_names_the_run_folder_and_what_is_logged(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "<KERAS_HOME or ~/.keras>/keras_vae/runs/<name>-<hash>" in text
+    assert "val_neg_elbo is the true negative ELBO" in text and "--recipe FILE" in text
+
+
+def test_train_ctrl_c_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
+    from keras_vae import runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run", interrupted)
+    argv = ["train", "--dataset", "mnist", "--output", str(tmp_path / "o")]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err == "interrupted; run the same command again to resume\n"
 
 
 def test_sample_bad_output_path(trained, capsys):

@@ -3,7 +3,7 @@
 A stale or wrong `metadata.json` fails here: the test re-encodes the stored
 reference sprites and reruns the cheap fixed-seed `check_*` protocols of
 MIG, FactorVAE score and DCI stored in the metadata
-(`zoo.train_sprites.recheck_metrics`, seconds per preset).
+(`zoo.rechecks.recheck_sprites_metrics`, seconds per preset).
 """
 
 import numpy as np
@@ -12,7 +12,7 @@ import pytest
 import keras_vae as kv
 from keras_vae import presets
 from keras_vae.datasets import sprites
-from zoo import train_sprites
+from zoo import rechecks, recipes
 
 NAMES = ("beta_vae_sprites", "vae_sprites")
 
@@ -20,8 +20,9 @@ NAMES = ("beta_vae_sprites", "vae_sprites")
 @pytest.mark.parametrize("name", NAMES)
 def test_preset_was_made_by_the_shipped_recipe(name):
     metadata = presets.load_metadata(name)
-    assert metadata["recipe"] == train_sprites.RECIPES[name]
-    assert metadata["steps_trained"] == train_sprites.RECIPES[name]["steps"]
+    recipe = recipes.load(name)
+    assert metadata["recipe"] == recipes.as_trained(recipe)
+    assert metadata["steps_trained"] == recipe["steps"]
     assert metadata["eval_fraction"] == 1.0
     assert (presets.resolve_preset(name) / metadata["traversal"]["file"]).is_file()
 
@@ -45,5 +46,5 @@ def test_preset_figures_are_real(name):
     np.testing.assert_allclose(z_mean, reference["z_mean"], atol=1e-4)
     np.testing.assert_allclose(z_log_var, reference["z_log_var"], atol=1e-4)
     # Raises AssertionError naming the metric if a figure is off.
-    checks = train_sprites.recheck_metrics(name)
+    checks = rechecks.recheck_sprites_metrics(name)
     assert set(checks) == {"check_mig", "check_factor_vae", "check_dci"}

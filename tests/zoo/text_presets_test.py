@@ -3,9 +3,9 @@
 `text_vae_ptb` and its baseline `lstm_lm_ptb` load on this backend, map
 strings to strings as their metadata says, and re-measure their cheap
 perplexity (k = 20 importance samples on the first 200 test sentences,
-exact for the language model, `zoo.train_text.recheck_metrics`, seconds per
+exact for the language model, `zoo.rechecks.recheck_text_metrics`, seconds per
 preset). The README's table and examples must be exactly what the metadata
-renders, and the README must say whether the VAE meets its targets.
+renders (`zoo.render_tables`), and the README must say whether the VAE meets its targets.
 """
 
 from pathlib import Path
@@ -14,7 +14,7 @@ import pytest
 
 import keras_vae as kv
 from keras_vae import presets
-from zoo import train_text
+from zoo import rechecks, recipes, render_tables
 
 NAMES = ("text_vae_ptb", "lstm_lm_ptb")
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -23,7 +23,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 @pytest.mark.parametrize("name", NAMES)
 def test_preset_was_made_by_the_shipped_recipe(name):
     metadata = presets.load_metadata(name)
-    assert metadata["recipe"] == train_text.RECIPES[name]
+    assert metadata["recipe"] == recipes.as_trained(recipes.load(name))
     metrics = metadata["metrics"]
     # The whole test split: 3,761 sentences, 82,430 words and <eos>.
     assert metrics["num_sentences"] == 3761 and metrics["num_tokens"] == 82430
@@ -32,7 +32,7 @@ def test_preset_was_made_by_the_shipped_recipe(name):
 
 def test_vae_was_evaluated_with_500_importance_samples():
     metrics = presets.load_metadata("text_vae_ptb")["metrics"]
-    assert metrics["importance_samples"] == train_text.RECIPES["text_vae_ptb"]["eval_samples"]
+    assert metrics["importance_samples"] == recipes.load("text_vae_ptb")["eval_samples"]
     assert metrics["importance_samples"] == 500
 
 
@@ -57,8 +57,9 @@ def test_vae_uses_its_latent_code():
 def test_readme_shows_what_the_presets_measured():
     vae, lm = (presets.load_metadata(n) for n in NAMES)
     readme = README.read_text()
-    assert train_text.results_table(vae, lm) in readme
-    assert train_text.examples_markdown(vae) in readme
+    assert render_tables.results_table(vae, lm) in readme
+    assert render_tables.examples_markdown(vae) in readme
+    assert render_tables.main(["--check", str(README)]) == 0
     assert f"test perplexity **{lm['metrics']['perplexity']:.2f}**" in readme
     assert f"test perplexity **{vae['metrics']['perplexity']:.2f}**" in readme
 
@@ -75,12 +76,12 @@ def test_readme_says_whether_the_perplexity_target_is_met():
 def test_preset_figures_are_real(name):
     # Raises AssertionError naming what differs: reference encodings,
     # greedy reconstructions (strings in, strings out) or the perplexity.
-    ((stored, again),) = train_text.recheck_metrics(name).values()
+    ((stored, again),) = rechecks.recheck_text_metrics(name).values()
     assert abs(again - stored) <= 0.01 * stored
     model = kv.from_preset(name)
     examples = model.preset_metadata["examples"]
     assert model.sample(5, seed=0) == examples["samples"]
-    if model.latent_dim:
+    if getattr(model, "latent_dim", 0):
         assert model.sample(5, seed=0, decoding="greedy") == examples["samples_greedy"]
         homotopy = model.interpolate(examples["inputs"][0], examples["inputs"][2], steps=5)
         assert homotopy == examples["homotopy"]

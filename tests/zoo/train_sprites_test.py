@@ -10,27 +10,35 @@ import pytest
 
 import keras_vae as kv
 from keras_vae.datasets import sprites
-from zoo import train_sprites
+from zoo import rechecks, recipes, train_sprites
 
 SMOKE = ["--steps", "4", "--steps-per-epoch", "2", "--eval-fraction", "0.002"]
 SMOKE += ["--validation-images", "64"]
 
 
 def test_recipes_differ_only_in_the_kl_term():
-    beta, plain = (train_sprites.RECIPES[n] for n in ("beta_vae_sprites", "vae_sprites"))
+    beta, plain = (recipes.load(n) for n in ("beta_vae_sprites", "vae_sprites"))
     for key in ("architecture", "optimizer", "batch_size", "steps", "seed"):
         assert beta[key] == plain[key]
     assert (beta["class"], plain["class"]) == ("BetaVAE", "VAE")
     assert plain["model"] == {} and beta["model"]["capacity_max"] == 20.0
 
 
+def stored_command(preset):
+    return json.loads((preset / "metadata.json").read_text())["training_command"]
+
+
 @pytest.mark.slow
 def test_smoke_run_writes_a_loadable_preset_with_metrics(tmp_path):
     output, run_dir = tmp_path / "preset", tmp_path / "run"
+    figure = tmp_path / "figures" / "traversal.png"
     args = ["beta_vae_sprites", *SMOKE, "--output", str(output)]
-    args += ["--run-dir", str(run_dir)]
+    args += ["--run-dir", str(run_dir), "--figure", str(figure)]
     metadata = train_sprites.main(args)
     assert (output / "traversal.png").read_bytes().startswith(b"\x89PNG")
+    # The recorded command's --figure (python -m zoo.train_sprites ... --figure F).
+    assert figure.read_bytes() == (output / "traversal.png").read_bytes()
+    assert stored_command(output).startswith("python -m zoo.train_sprites beta_vae_sprites")
     model = kv.BetaVAE.from_preset(output)
     assert model.capacity_max == 20.0 and model.latent_dim == 10
     stored = json.loads((output / "metadata.json").read_text())
@@ -52,7 +60,7 @@ def test_smoke_run_writes_a_loadable_preset_with_metrics(tmp_path):
     z_mean = model.encode(sprites.sprites_images(reference["classes"]))[0]
     np.testing.assert_allclose(z_mean, reference["z_mean"], atol=1e-5)
     # What CI reruns on a real preset: the cheap check_* protocols.
-    checks = train_sprites.recheck_metrics(output, atol=1e-6)
+    checks = rechecks.recheck_sprites_metrics(output, atol=1e-6)
     assert set(checks) == {"check_mig", "check_factor_vae", "check_dci"}
     # A second call reuses the finished run and the cached metrics.
     again = train_sprites.main(args)
@@ -63,7 +71,7 @@ def test_smoke_run_writes_a_loadable_preset_with_metrics(tmp_path):
 NO_TENSORFLOW = """
 import sys
 sys.modules["tensorflow"] = None  # any `import tensorflow` now fails
-from zoo import train_sprites
+from zoo import recipes, rechecks, train_sprites
 metadata = train_sprites.main(sys.argv[1:])
 assert sys.modules["tensorflow"] is None
 print("steps_trained", metadata["steps_trained"])

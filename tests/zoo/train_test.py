@@ -4,39 +4,53 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 import keras_vae as kv
-from zoo import train
+from keras_vae import presets, runner
+from zoo import recipes, train, train_sprites, train_text, train_vq_vae
 
-SHORT = ["--epochs", "1", "--eval-samples", "10", "--eval-images", "100"]
+SHORT = ["--eval-samples", "10", "--eval-images", "100", "--train-images", "256"]
+
+
+class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    """Presses Ctrl-C once the first epoch's checkpoint is written."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
 
 
 @pytest.mark.slow
-def test_short_run_writes_a_loadable_preset_and_resumes(tmp_path):
+def test_short_run_resumes_after_ctrl_c_and_writes_a_loadable_preset(tmp_path, capsys):
     output = tmp_path / "preset"
     run_dir = tmp_path / "run"
-    args = [
-        "vae_binarized_mnist",
-        *SHORT,
-        "--train-images",
-        "256",
-        "--output",
-        str(output),
-        "--run-dir",
-        str(run_dir),
-    ]
+    args = ["vae_binarized_mnist", "--epochs", "2", *SHORT]
+    args += ["--output", str(output), "--run-dir", str(run_dir)]
+    # Ctrl-C: one line, status 130, no traceback; the first epoch is kept.
+    with pytest.raises(SystemExit) as stopped:
+        train.main(args, callbacks=[_InterruptAfterFirstEpoch()])
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "interrupted; run the same command again to resume"
+    assert "Traceback" not in err and not output.exists()
+    # The same command again resumes and says so.
     metadata = train.main(args)
+    out = capsys.readouterr().out
+    assert f"resuming from epoch 2 of 2 (1 done; run folder {run_dir})" in out
+    assert "train epoch 2/2 " in out and "(eta 0s)" in out
 
     model = kv.VAE.from_preset(output)
-    assert model.latent_dim == train.RECIPES["vae_binarized_mnist"]["model"]["latent_dim"]
+    assert model.latent_dim == recipes.load("vae_binarized_mnist")["model"]["latent_dim"]
     stored = json.loads((output / "metadata.json").read_text())
     assert stored == model.preset_metadata
     assert stored["training_command"].startswith(
-        "python -m zoo.train vae_binarized_mnist --epochs 1"
+        "python -m zoo.train vae_binarized_mnist --epochs 2"
     )
-    assert stored["epochs_completed"] == 1
+    assert len(stored["commands"]) == 2
+    assert stored["epochs_completed"] == 2 and stored["best_epoch"] in (1, 2)
+    assert "val_neg_elbo" in stored["last_epoch_logs"]
     metrics = stored["metrics"]
     assert metrics["test_nll_importance_samples"] == 10
     assert metrics["test_nll_images"] == 100
@@ -50,10 +64,10 @@ def test_short_run_writes_a_loadable_preset_and_resumes(tmp_path):
     )
     assert metadata["sha256"] == stored["sha256"]
 
-    # A second invocation on the same run folder does not train again; it
+    # A further invocation on the same run folder does not train again; it
     # reuses the finished run and the cached evaluation. (A new process,
     # as a user would run it.)
-    seconds = json.loads((run_dir / "done.json").read_text())["train_seconds"]
+    seconds = json.loads((run_dir / "done.json").read_text())["train"]["train_seconds"]
     result = subprocess.run(
         [sys.executable, "-m", "zoo.train", *args],
         cwd=Path(train.__file__).resolve().parents[1],
@@ -63,15 +77,93 @@ def test_short_run_writes_a_loadable_preset_and_resumes(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Training already done" in result.stdout
+    assert "train: already done" in result.stdout
     again = json.loads((output / "metadata.json").read_text())
     assert again["train_seconds"] == round(seconds, 1)
     assert again["metrics"]["test_nll"] == metrics["test_nll"]
-    assert len(again["commands"]) == 2
+    assert len(again["commands"]) == 3
 
 
-def test_bad_arguments_are_refused(tmp_path):
+def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit):
         train.main(["no_such_preset"])
     with pytest.raises(SystemExit):
         train.main(["vae_binarized_mnist", "--epochs", "0"])
+
+
+def test_help_names_the_run_folder_and_the_recipes_options(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["vq_vae_mnist", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "<KERAS_HOME or ~/.keras>/keras_vae/runs/<name>-<hash>" in text
+    assert "--prior-epochs" in text and "resume" in text
+
+
+def test_every_recipe_has_a_family_and_a_seed():
+    assert recipes.names() == sorted(presets.list_presets())
+    for name in recipes.names():
+        recipe = recipes.load(name)
+        assert recipe["family"] in runner.FAMILIES and "seed" in recipe, name
+
+
+@pytest.mark.parametrize("name", ["vae_binarized_mnist", "vq_vae_mnist", "vae_sprites"])
+def test_shipped_presets_were_made_by_their_recipe(name):
+    # The text and sprites preset tests check the other recipes.
+    metadata = presets.load_metadata(name)
+    assert metadata["recipe"] == recipes.as_trained(recipes.load(name))
+
+
+@pytest.mark.parametrize(
+    "main, argv",
+    [
+        (train.main, ["vae_binarized_mnist", "--eval-images", "0"]),
+        (train_sprites.main, ["vae_sprites", "--steps", "0"]),
+        (train_text.main, ["text_vae_ptb", "--train-sentences", "0"]),
+        (train_vq_vae.main, ["vq_vae_mnist", "--test-images", "0"]),
+        (train.main, ["vq_vae_mnist", "--epochs", "2.5"]),
+    ],
+)
+def test_count_options_refuse_zero_instead_of_running_the_default(main, argv, monkeypatch, capsys):
+    # `--test-images 0` used to read as "not given", so the whole recipe
+    # ran into the default output folder. If parsing lets it through, fail fast.
+    def run_started(*args, **kwargs):
+        raise AssertionError(f"{argv} started a run")
+
+    monkeypatch.setattr(runner, "run", run_started)
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert f"must be an integer >= 1, got {argv[-1]!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "main, argv",
+    [
+        (train.main, ["vae_binarized_mnist", "--train-images", "100"]),
+        (train.main, ["vae_binarized_mnist", "--eval-samples", "4"]),
+        (train_sprites.main, ["vae_sprites", "--eval-fraction", "0.1"]),
+        (train_text.main, ["lstm_lm_ptb", "--override", "tie_embeddings=true"]),
+        (train.main, ["text_vae_ptb", "--decoder-init", "/tmp/lm"]),
+        (train_vq_vae.main, ["vq_vae_mnist", "--test-images", "100"]),
+    ],
+)
+def test_changed_runs_must_not_replace_the_shipped_preset(main, argv, monkeypatch, capsys):
+    # Without --output these runs would write the shipped preset's folder.
+    def run_started(*args, **kwargs):
+        raise AssertionError(f"{argv} started a run")
+
+    monkeypatch.setattr(runner, "run", run_started)
+    with pytest.raises(SystemExit):
+        main(argv)
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{argv[1]} changes what the shipped recipe" in err
+    shipped = presets.zoo_dir() / argv[0]
+    assert f"pass --output DIR (the default, {shipped}, holds the shipped preset)" in err
+
+
+def test_output_folder_defaults_to_the_built_in_preset_for_the_recipe_as_is(tmp_path):
+    def error(message):
+        raise AssertionError(message)
+
+    default = runner.output_folder(error, "demo", None, {"--train-images": False})
+    assert default == presets.zoo_dir() / "demo"
+    assert runner.output_folder(error, "demo", str(tmp_path), {"--train-images": True}) == tmp_path

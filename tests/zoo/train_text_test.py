@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import keras_vae as kv
-from zoo import train_text
+from keras_vae.runner.families import text
+from zoo import rechecks, recipes, render_tables, train, train_text
 
 SMOKE = ["--epochs", "1", "--train-sentences", "96", "--valid-sentences", "32"]
 SMOKE += ["--eval-samples", "2", "--eval-sentences", "8"]
@@ -17,7 +18,7 @@ def lm_preset(tmp_path_factory):
     """A smoke run of the language model baseline (the VAE's decoder init)."""
     folder = tmp_path_factory.mktemp("lm")
     args = ["lstm_lm_ptb", *SMOKE, "--output", str(folder / "lm")]
-    train_text.main(args + ["--run-dir", str(folder / "run")])
+    train.main(args + ["--run-dir", str(folder / "run")])
     return folder / "lm"
 
 
@@ -49,13 +50,15 @@ def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path, lm_pre
     assert isinstance(sentence, str)
     examples = stored["examples"]
     assert len(examples["homotopy"]) == 5 and len(examples["samples"]) == 5
-    assert "mr. &lt;unk&gt; is chairman" in train_text.examples_markdown(stored)
-    # The patience counters are kept for a resumed run (zoo.common.ResumeState).
+    assert stored["training_command"].startswith("python -m zoo.train_text text_vae_ptb")
+    assert stored["best_val_neg_elbo"] == stored["last_epoch_logs"]["val_neg_elbo"]
+    assert "mr. &lt;unk&gt; is chairman" in render_tables.examples_markdown(stored)
+    # The patience counters are kept for a resumed run (runner.ResumeState).
     state = json.loads((run_dir / "callback_state.json").read_text())
     assert set(state["1"]) == {"lr_decay", "early_stopping", "random_states"}
     # Latent noise, 3 dropouts (and the LSTM layers' own, unused).
     assert len(state["1"]["random_states"]) >= 4
-    checks = train_text.recheck_metrics(output)
+    checks = rechecks.recheck_text_metrics(output)
     assert checks["check_perplexity"][0] == metrics["check_perplexity"]
     # A wrong figure in the metadata is caught.
     tampered = tmp_path / "tampered"
@@ -63,7 +66,7 @@ def test_smoke_run_writes_a_preset_that_maps_strings_to_strings(tmp_path, lm_pre
     stored["metrics"]["check_perplexity"] *= 1.1
     (tampered / "metadata.json").write_text(json.dumps(stored))
     with pytest.raises(AssertionError, match="check_perplexity"):
-        train_text.recheck_metrics(tampered)
+        rechecks.recheck_text_metrics(tampered)
     # A second call reuses the finished run and its cached likelihoods.
     again = train_text.main(args)
     assert again["metrics"]["nll"] == metadata["metrics"]["nll"]
@@ -75,7 +78,7 @@ def test_language_model_baseline_smoke_run(lm_preset):
     assert isinstance(model, kv.LSTMLanguageModel)
     assert all(isinstance(s, str) for s in model.sample(2, seed=0))
     # A language model's likelihood is exact: the re-check matches to rounding.
-    ((stored, again),) = train_text.recheck_metrics(lm_preset).values()
+    ((stored, again),) = rechecks.recheck_text_metrics(lm_preset).values()
     np.testing.assert_allclose(again, stored, rtol=1e-4)
 
 
@@ -88,8 +91,9 @@ def test_override_must_name_a_model_argument(capsys):
 def test_override_takes_any_constructor_argument():
     # Not only the ones the recipe spells out: experiments such as tied
     # embeddings need no recipe edit.
-    for name, recipe in train_text.RECIPES.items():
-        allowed = train_text.model_arguments(recipe)
+    for name in ("text_vae_ptb", "lstm_lm_ptb"):
+        recipe = recipes.load(name)
+        allowed = text.model_arguments(recipe)
         assert set(recipe["model"]) <= set(allowed), name
         assert "tie_embeddings" in allowed and "seed" not in allowed
 
@@ -108,7 +112,7 @@ def test_results_table_prints_both_models_from_their_metadata():
             "active_units": 11,
         },
     }
-    table = train_text.results_table(vae, lm).splitlines()
+    table = render_tables.results_table(vae, lm).splitlines()
     assert table[2] == "| LSTM LM (`lstm_lm_ptb`) | 104.12 | 101.50 |  |  |  |  |"
     assert table[3] == (
         "| LSTM VAE (`text_vae_ptb`) | 101.46 | 100.90 | -103.25 | 8.00 | 4.50 | 11 / 32 |"
@@ -126,7 +130,7 @@ def test_examples_markdown_escapes_words_and_marks_empty_sentences():
             "homotopy": ["mr. <unk> said", "the end"],
         }
     }
-    text = train_text.examples_markdown(vae).splitlines()
+    text = render_tables.examples_markdown(vae).splitlines()
     assert text[2] == "| mr. &lt;unk&gt; said | mr. &lt;unk&gt; said | mr. &lt;unk&gt; says |"
     assert text[3] == "| a \\| b | (empty) | a b |"
     assert "| two | dos |" in text
@@ -135,7 +139,7 @@ def test_examples_markdown_escapes_words_and_marks_empty_sentences():
 
 def test_a_missing_decoder_init_says_what_to_train(tmp_path):
     with pytest.raises(RuntimeError, match="Train it first"):
-        train_text.load_decoder_init(str(tmp_path / "no_such_preset"))
+        text.load_decoder_init(str(tmp_path / "no_such_preset"))
 
 
 def test_decoder_init_needs_a_recipe_with_a_decoder_to_initialize(capsys):

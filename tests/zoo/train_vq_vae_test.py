@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import keras_vae as kv
+from keras_vae.runner.families import vq_vae
 from zoo import train_vq_vae
 
 SMOKE = ["vq_vae_mnist", "--epochs", "1", "--prior-epochs", "1"]
@@ -25,9 +26,12 @@ def test_smoke_run_writes_a_loadable_preset_with_samples(tmp_path):
     assert (output / stored["samples"]["file"]).is_file()
     ((x_test, _),) = kv.datasets.load("mnist", ("test",))
     np.testing.assert_array_equal(
-        model.encode(x_test[: train_vq_vae.REFERENCE_IMAGES]),
+        model.encode(x_test[: vq_vae.REFERENCE_IMAGES]),
         stored["reference_encode"]["encoding_indices"],
     )
+    assert stored["training_command"].startswith("python -m zoo.train_vq_vae vq_vae_mnist")
+    assert set(stored["last_epoch_logs"]) == {"train", "prior"}
+    assert stored["vq_vae_train_seconds"] > 0 and stored["prior_train_seconds"] > 0
     # A second call finds both stages done and writes the same figures.
     again = train_vq_vae.main(args)
     assert again["metrics"]["test_mse"] == metadata["metrics"]["test_mse"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_vae as kv
-from zoo import train_vq_vae
+from keras_vae.runner.families.vq_vae import code_statistics
 
 NAME = "vq_vae_mnist"
 
@@ -33,7 +33,7 @@ def test_vq_vae_preset_figures_are_real():
     np.testing.assert_allclose(mse, metrics["check_mse"], rtol=0.02)
     bits = model.prior.bits_per_code(model.encode(check))
     np.testing.assert_allclose(bits, metrics["check_prior_bits_per_code"], rtol=0.01)
-    stats = train_vq_vae.code_statistics(model.encode(check), 128)
+    stats = code_statistics(model.encode(check), 128)
     assert stats["usage"] > 0.5
     assert metrics["test_codebook_usage"] >= 0.9
     assert metadata["parameter_count"] == model.count_params()

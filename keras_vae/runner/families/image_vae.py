@@ -1,0 +1,210 @@
+"""`ImageVAE`: the runner's hooks for a VAE on images (binarized MNIST)."""
+
+import json
+
+import keras
+import numpy as np
+
+from keras_vae import datasets
+from keras_vae.metrics.active_units import active_units
+from keras_vae.models import networks
+from keras_vae.models.vae import VAE
+from keras_vae.runner.evaluation import cached_log_likelihood
+from keras_vae.runner.families.family import Family
+from keras_vae.runner.negative_elbo import NegativeELBO
+from keras_vae.runner.options import positive_int
+from keras_vae.runner.stage import Stage
+
+# Cheap re-check of the headline metric (tests/zoo/presets_metrics_test.py).
+CHECK_SAMPLES = 100
+CHECK_IMAGES = 1000
+CHECK_SEED = 0
+# Images whose posterior means are stored as a cross-backend reference.
+REFERENCE_IMAGES = 4
+
+
+def adam(settings, steps):
+    """Adam with the recipe's learning rate: constant, or cosine-decayed to
+    `final_learning_rate` over `steps` when the recipe gives one."""
+    rate = settings["learning_rate"]
+    if "final_learning_rate" in settings:
+        rate = keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=max(1, steps), alpha=settings["final_learning_rate"] / rate
+        )
+    return keras.optimizers.Adam(rate)
+
+
+class ImageVAE(Family):
+    """A `VAE` on an image data set, scored by its importance-sampled NLL.
+
+    The recipe names the data set and its splits, the model's arguments
+    (`"model"`; without `input_shape`, the data's), optionally `"encoder"` / `"decoder"` builders of
+    `keras_vae.models.networks` and an `"init_preset"` to fine-tune, the
+    optimizer, batch size, epochs, early stopping patience and the
+    evaluation (`eval_samples` importance samples on `eval_images` test
+    images; `0` samples skips the NLL). The best weights by `val_neg_elbo`
+    are kept.
+
+    Example:
+
+    >>> from keras_vae.runner.families import ImageVAE
+    >>> recipe = {"model": {"input_shape": [28, 28, 1], "latent_dim": 2}, "seed": 0}
+    >>> ImageVAE().build_model(recipe, {}).latent_dim
+    2
+    """
+
+    def add_arguments(self, parser):
+        parser.add_argument("--epochs", type=positive_int, help="default: the recipe's")
+        parser.add_argument(
+            "--eval-samples", type=positive_int, help="importance samples of the test NLL"
+        )
+        parser.add_argument("--eval-images", type=positive_int, help="test images evaluated")
+        parser.add_argument(
+            "--train-images",
+            type=positive_int,
+            help="train and validate on the first N training and validation images only "
+            "(smoke tests)",
+        )
+
+    def changed_options(self, options):
+        return {
+            "--train-images": options.train_images is not None,
+            "--eval-samples": options.eval_samples is not None,
+            "--eval-images": options.eval_images is not None,
+        }
+
+    def _epochs(self, recipe, options):
+        return options.epochs or recipe["epochs"]
+
+    def run_key(self, recipe, options):
+        return [self._epochs(recipe, options), options.train_images]
+
+    def load_data(self, recipe, options):
+        splits = recipe["splits"]
+        (x_train, _), (x_valid, _), (x_test, _) = datasets.load(
+            recipe["dataset"], splits=(splits["train"], splits["valid"], splits["test"])
+        )
+        if options.train_images:
+            x_train, x_valid = x_train[: options.train_images], x_valid[: options.train_images]
+        return {"train": x_train, "valid": x_valid, "test": x_test}
+
+    def build_model(self, recipe, data):
+        if recipe.get("init_preset"):
+            from keras_vae import presets
+
+            return presets.from_preset(recipe["init_preset"])
+        args = dict(recipe["model"])
+        # A recipe without `input_shape` takes the data's.
+        input_shape = tuple(args.pop("input_shape", None) or data["train"].shape[1:])
+        if "hidden_dims" in args:
+            args["hidden_dims"] = tuple(args["hidden_dims"])
+        for part, extra in (("encoder", ()), ("decoder", (args["latent_dim"],))):
+            if part in recipe:
+                builder = dict(recipe[part])
+                network = getattr(networks, builder.pop("builder"))
+                args[part] = network(*extra, input_shape, **builder)
+        return VAE(input_shape=input_shape, seed=recipe["seed"], **args)
+
+    def stages(self, model, recipe, data, options):
+        epochs = self._epochs(recipe, options)
+        batch_size = recipe["batch_size"]
+        x_train, x_valid = data["train"], data["valid"]
+
+        def fit(callbacks, completed):
+            steps = epochs * -(-len(x_train) // batch_size)
+            model.compile(optimizer=adam(recipe["optimizer"], steps))
+            return model.fit(
+                x_train,
+                validation_data=(x_valid,),
+                epochs=epochs,
+                batch_size=batch_size,
+                shuffle=True,
+                callbacks=callbacks,
+                verbose=0,
+            )
+
+        return [
+            Stage(
+                "train",
+                fit,
+                epochs,
+                monitor="val_neg_elbo",
+                early_stopping_patience=recipe.get("early_stopping_patience"),
+                callbacks=(NegativeELBO(),),
+            )
+        ]
+
+    def _eval_counts(self, recipe, options):
+        samples = options.eval_samples or recipe.get("eval_samples", 0)
+        images = options.eval_images or recipe.get("eval_images") or 10**9
+        return samples, images
+
+    def evaluate(self, model, run_dir, recipe, data, options):
+        """ELBO and active units on the first `eval_images` test (and
+        validation) images, and the importance-sampled NLL on them,
+        computed in chunks cached in the run folder."""
+        eval_samples, eval_images = self._eval_counts(recipe, options)
+        x_test, x_valid = data["test"][:eval_images], data["valid"][:eval_images]
+        metrics = {}
+        metrics["test_elbo"] = float(np.mean(model.elbo(x_test, num_samples=1, seed=CHECK_SEED)))
+        metrics["test_elbo_images"] = int(len(x_test))
+        metrics["valid_elbo"] = float(np.mean(model.elbo(x_valid, num_samples=1, seed=CHECK_SEED)))
+        metrics["valid_elbo_images"] = int(len(x_valid))
+        metrics["active_units"] = active_units(model, x_test)
+        metrics["active_units_threshold"] = 0.01
+        metrics["latent_dim"] = model.latent_dim
+        if not eval_samples:
+            return metrics
+        check_images = min(CHECK_IMAGES, len(x_test))
+        log_px = model.log_likelihood(
+            x_test[:check_images], num_samples=CHECK_SAMPLES, seed=CHECK_SEED
+        )
+        metrics["check_nll"] = float(-np.mean(log_px))
+        metrics["check_nll_importance_samples"] = CHECK_SAMPLES
+        metrics["check_nll_images"] = check_images
+        metrics["check_nll_seed"] = CHECK_SEED
+        print(f"Cheap metrics: {json.dumps(metrics)}", flush=True)
+        log_px, seconds = cached_log_likelihood(
+            model, x_test, eval_samples, CHECK_SEED, run_dir, prefix="nll"
+        )
+        metrics["test_nll"] = float(-np.mean(log_px))
+        metrics["test_nll_stderr"] = float(np.std(log_px) / np.sqrt(len(log_px)))
+        metrics["test_nll_importance_samples"] = int(eval_samples)
+        metrics["test_nll_images"] = int(len(x_test))
+        metrics["test_nll_seed"] = CHECK_SEED
+        metrics["test_nll_seconds"] = round(seconds, 1)
+        return metrics
+
+    def metadata(self, model, recipe, data, options, training, metrics):
+        from keras_vae.runner.run import training_summary
+
+        splits = recipe["splits"]
+        eval_samples, _ = self._eval_counts(recipe, options)
+        z_mean, z_log_var = model.encode(data["test"][:REFERENCE_IMAGES])
+        entries = {
+            "dataset": {
+                "name": recipe["dataset"],
+                "train_split": f"{splits['train']} ({len(data['train'])})",
+                "early_stopping_split": f"{splits['valid']} ({len(data['valid'])})",
+                "test_split": f"{splits['test']} ({len(data['test'])})",
+            },
+            **training_summary(training["train"]),
+            "published": recipe.get("published", {}),
+            "reference_encode": {
+                "test_images": f"x_test[:{REFERENCE_IMAGES}]",
+                "z_mean": np.asarray(z_mean).tolist(),
+                "z_log_var": np.asarray(z_log_var).tolist(),
+            },
+        }
+        if eval_samples:
+            protocol = (
+                f"importance-sampled log p(x) (IWAE bound, q(z|x) proposal) with "
+                f"k={eval_samples} samples on the first {metrics['test_nll_images']} test images"
+            )
+            if eval_samples < 5000:
+                protocol += (
+                    f" (the published protocol uses k=5000; k={eval_samples} here "
+                    "because only a CPU was available)"
+                )
+            entries["nll_protocol"] = protocol
+        return entries

@@ -1,0 +1,93 @@
+"""Renders the README's result tables from the presets' metadata.
+
+Usage:
+
+    python -m zoo.render_tables            # prints every table
+    python -m zoo.render_tables --check README.md
+
+The tables are rendered from what each preset's `metadata.json` measured,
+never typed by hand; `--check FILE` exits with status 1 when FILE does not
+hold them exactly (tests/zoo/text_presets_test.py does the same).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from keras_vae import presets
+
+
+def results_table(vae, lm):
+    """The README's Penn Treebank table, in Markdown, from two presets'
+    metadata (`text_vae_ptb`'s and `lstm_lm_ptb`'s), rounded as printed in
+    the README."""
+    rows = [
+        "| model | test PPL | NLL (nats) | ELBO | KL | MI | active units |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, metadata in (("LSTM LM", lm), ("LSTM VAE", vae)):
+        m = metadata["metrics"]
+        latent = ["", "", "", ""]  # a language model has no latent
+        if "kl" in m:
+            latent = [f"{m[k]:.2f}" for k in ("elbo", "kl", "mutual_information")]
+            latent += [f"{m['active_units']} / {metadata['recipe']['model']['latent_dim']}"]
+        rows.append(
+            f"| {label} (`{metadata['name']}`) | {m['perplexity']:.2f} | "
+            f"{m['nll']:.2f} | " + " | ".join(latent) + " |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _markdown(sentence):
+    """`sentence` as Markdown table text (`<unk>` would read as HTML)."""
+    return sentence.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|") or "(empty)"
+
+
+def examples_markdown(vae):
+    """The README's reconstructions, samples and homotopy of the text VAE,
+    in Markdown, from `text_vae_ptb`'s metadata."""
+    ex = vae["examples"]
+
+    def table(header, rows):
+        lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        lines += ["| " + " | ".join(_markdown(s) for s in row) + " |" for row in rows]
+        return lines
+
+    lines = table(
+        ("input", "greedy reconstruction", "beam reconstruction"),
+        zip(ex["inputs"], ex["reconstructions_greedy"], ex["reconstructions_beam"]),
+    )
+    lines += ["", "Samples, z ~ N(0, I), seed 0:", ""]
+    lines += table(("sampled words", "greedy words"), zip(ex["samples"], ex["samples_greedy"]))
+    lines += ["", "Homotopy (greedy decoding of evenly spaced codes between two sentences):", ""]
+    lines += [f"{i}. {_markdown(sentence)}" for i, sentence in enumerate(ex["homotopy"], 1)]
+    return "\n".join(lines) + "\n"
+
+
+def tables():
+    """Every rendered table: title -> Markdown."""
+    vae, lm = (presets.load_metadata(n) for n in ("text_vae_ptb", "lstm_lm_ptb"))
+    return {
+        "Penn Treebank results": results_table(vae, lm),
+        "Penn Treebank examples": examples_markdown(vae),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m zoo.render_tables", description=__doc__)
+    parser.add_argument("--check", metavar="FILE", help="check that FILE holds every table")
+    args = parser.parse_args(argv)
+    rendered = tables()
+    if args.check:
+        text = Path(args.check).read_text()
+        missing = [title for title, table in rendered.items() if table not in text]
+        for title in missing:
+            print(f"{args.check} does not hold the current {title} table", file=sys.stderr)
+        return 1 if missing else 0
+    for title, table in rendered.items():
+        print(f"<!-- {title} -->\n{table}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
