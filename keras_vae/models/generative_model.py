@@ -2,8 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae.callbacks.nan_guard import NaNGuard
-from keras_vae.training import Trainer
+from keras_vae.training import Trainer, check_fit_arguments, with_nan_guard
 
 
 class GenerativeModel(Trainer, keras.Model):
@@ -21,8 +20,18 @@ class GenerativeModel(Trainer, keras.Model):
       that schedules (KL warm-up, capacity annealing) read under jit;
     - checks NumPy inputs of `fit`, `evaluate` and the inference verbs with
       `validate_inputs`, so bad data fails early with a clear message;
-    - stops training that produces a non-finite loss (`NaNGuard`);
+    - stops training that produces a non-finite loss
+      (`keras_vae.training.NaNGuard`, added to the callbacks of `fit`);
     - loads `.keras` files compiled on any backend on any other.
+
+    `fit` and `evaluate` take inputs only: `x` as an array, or a data set,
+    generator or `PyDataset` yielding `x` or `(x,)` batches, and
+    `validation_data=(x_val,)` or such a data set. A model's target is its
+    input and its loss terms are batch means, so targets `y` (`fit(x, y)`,
+    `validation_data=(x_val, y_val)`, `(x, y)` batches) and sample weights
+    (`sample_weight=`, `class_weight=`, `(x, y, w)` batches) raise a
+    `ValueError` saying what to pass instead, on every backend, rather than
+    being silently ignored. To weight examples, repeat or resample them.
     """
 
     loss_term_names = ("loss",)
@@ -129,15 +138,20 @@ class GenerativeModel(Trainer, keras.Model):
             self.validate_inputs(x)
 
     def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
+        check_fit_arguments(
+            x,
+            y,
+            kwargs.get("sample_weight"),
+            kwargs.get("class_weight"),
+            kwargs.get("validation_data"),
+        )
         self._validate_array_inputs(x)
         if kwargs.get("validation_data") is not None:
             self._validate_array_inputs(kwargs["validation_data"])
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, NaNGuard) for c in callbacks):
-            callbacks.append(NaNGuard())
-        return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
+        return super().fit(x, y, *args, callbacks=with_nan_guard(callbacks), **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        check_fit_arguments(x, y, kwargs.get("sample_weight"))
         self._validate_array_inputs(x)
         return super().evaluate(x, y, *args, **kwargs)
 

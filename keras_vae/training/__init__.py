@@ -11,9 +11,17 @@ in a model's bases. It needs two things from the model:
 
 Anything else a step changes (seed generators, EMA codebooks, step counters)
 is an ordinary non-trainable variable assigned inside `compute_loss_terms`.
+
+Backend-neutral pieces of training live here too: `unpack_inputs` and
+`check_fit_arguments` (`fit` and the steps take `x` only and refuse `y` /
+`sample_weight` with a clear error) and
+`NaNGuard` with `with_nan_guard` (the divergence guard `fit` adds).
 """
 
 import keras
+
+from keras_vae.training.inputs import check_fit_arguments, unpack_inputs
+from keras_vae.training.nan_guard import NaNGuard, with_nan_guard
 
 _BACKEND = keras.backend.backend()
 
@@ -28,4 +36,10 @@ else:
         f"keras_vae supports the tensorflow, jax and torch backends; KERAS_BACKEND is {_BACKEND!r}."
     )
 
-__all__ = ["Trainer"]
+__all__ = [
+    "NaNGuard",
+    "Trainer",
+    "check_fit_arguments",
+    "unpack_inputs",
+    "with_nan_guard",
+]

@@ -14,7 +14,8 @@ global-batch means; `keras.random` noise is the one-device noise).
 
 import jax
 import keras
-from keras.utils import unpack_x_y_sample_weight
+
+from keras_vae.training.inputs import unpack_inputs
 
 
 def _updated_values(scope, variables, values):
@@ -28,6 +29,52 @@ def _updated_values(scope, variables, values):
 
 class Trainer:
     """Mixin with the JAX `train_step` / `test_step` of every model."""
+
+    def make_train_function(self, force=False):
+        super().make_train_function(force)
+        self.train_function = self._restoring_state(
+            self.train_function,
+            (
+                "trainable_variables",
+                "non_trainable_variables",
+                "optimizer_variables",
+                "metrics_variables",
+            ),
+        )
+
+    def make_test_function(self, force=False):
+        super().make_test_function(force)
+        self.test_function = self._restoring_state(
+            self.test_function,
+            ("trainable_variables", "non_trainable_variables", "metrics_variables"),
+        )
+
+    def _restoring_state(self, function, names):
+        """`function(state, iterator)` that puts `state` back into the
+        model's variables when it raises.
+
+        Keras' JAX `fit` / `evaluate` detach the variables' values before
+        the first step and re-attach them after the loop; an error while
+        the step is traced (`unpack_inputs` refusing a batch, a shape
+        mismatch) would leave a model without values. Uses Keras' own
+        `jax_state_sync`.
+        """
+        if function is None or getattr(function, "restores_state", False):
+            return function
+
+        def restoring(state, iterator):
+            try:
+                return function(state, iterator)
+            except Exception:
+                leaves = jax.tree_util.tree_leaves(state)
+                if not any(getattr(v, "is_deleted", lambda: False)() for v in leaves):
+                    self._jax_state = dict(zip(names, state))
+                    self._jax_state_synced = False
+                    self.jax_state_sync()
+                raise
+
+        restoring.restores_state = True
+        return restoring
 
     def _stateless_loss_terms(
         self,
@@ -66,7 +113,7 @@ class Trainer:
             optimizer_variables,
             metrics_variables,
         ) = state
-        x, _, _ = unpack_x_y_sample_weight(data)
+        x = unpack_inputs(data)
         grad_fn = jax.value_and_grad(self._stateless_loss_terms, has_aux=True)
         (_, (terms, non_trainable_variables)), gradients = grad_fn(
             trainable_variables,
@@ -89,7 +136,7 @@ class Trainer:
 
     def test_step(self, state, data):
         trainable_variables, non_trainable_variables, metrics_variables = state
-        x, _, _ = unpack_x_y_sample_weight(data)
+        x = unpack_inputs(data)
         _, (terms, non_trainable_variables) = self._stateless_loss_terms(
             trainable_variables, non_trainable_variables, x, False
         )

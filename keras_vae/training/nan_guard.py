@@ -1,3 +1,5 @@
+"""The divergence guard that `fit` of every zoo model runs (backend-neutral)."""
+
 import math
 
 import keras
@@ -10,7 +12,8 @@ class NaNGuard(keras.callbacks.Callback):
     the model with NaN weights, this callback restores the weights the model
     had at the start of the epoch and raises `FloatingPointError`, so no
     garbage weights are silently saved or used afterwards. `fit` of every
-    zoo model adds it unless one is passed.
+    zoo model adds it unless one is passed (see `with_nan_guard`). Also
+    importable as `keras_vae.callbacks.NaNGuard`.
 
     Example:
 
@@ -43,3 +46,19 @@ class NaNGuard(keras.callbacks.Callback):
             "the start of the epoch. Check the inputs for NaN or infinite "
             "values and consider a lower learning rate."
         )
+
+
+def with_nan_guard(callbacks):
+    """`callbacks` as a list, with a `NaNGuard` appended unless one is there.
+
+    Example:
+
+    >>> [type(c).__name__ for c in with_nan_guard(None)]
+    ['NaNGuard']
+    >>> len(with_nan_guard([NaNGuard()]))
+    1
+    """
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, NaNGuard) for c in callbacks):
+        callbacks.append(NaNGuard())
+    return callbacks

@@ -26,7 +26,8 @@ replicas' gradients. Two things follow, both handled or checked here:
 
 import numpy as np
 import tensorflow as tf
-from keras.utils import unpack_x_y_sample_weight
+
+from keras_vae.training.inputs import unpack_inputs
 
 
 def _num_replicas():
@@ -37,7 +38,7 @@ class Trainer:
     """Mixin with the TensorFlow `train_step` / `test_step` of every model."""
 
     def train_step(self, data):
-        x, _, _ = unpack_x_y_sample_weight(data)
+        x = unpack_inputs(data)
         with tf.GradientTape() as tape:
             terms = self.compute_loss_terms(x, training=True)
             loss = terms["loss"]
@@ -74,7 +75,7 @@ class Trainer:
             variable.assign(mean)
 
     def test_step(self, data):
-        x, _, _ = unpack_x_y_sample_weight(data)
+        x = unpack_inputs(data)
         terms = self.compute_loss_terms(x, training=False)
         return self.update_loss_trackers(terms, x)
 

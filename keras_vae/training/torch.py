@@ -7,14 +7,15 @@ docs/scaling.md); nothing here needs to change for that.
 """
 
 import torch
-from keras.utils import unpack_x_y_sample_weight
+
+from keras_vae.training.inputs import unpack_inputs
 
 
 class Trainer:
     """Mixin with the PyTorch `train_step` / `test_step` of every model."""
 
     def train_step(self, data):
-        x, _, _ = unpack_x_y_sample_weight(data)
+        x = unpack_inputs(data)
         self.zero_grad()
         terms = self.compute_loss_terms(x, training=True)
         loss = terms["loss"]
@@ -29,6 +30,6 @@ class Trainer:
 
     def test_step(self, data):
         # Keras already runs the test function under `torch.no_grad()`.
-        x, _, _ = unpack_x_y_sample_weight(data)
+        x = unpack_inputs(data)
         terms = self.compute_loss_terms(x, training=False)
         return self.update_loss_trackers(terms, x)

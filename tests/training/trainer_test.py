@@ -107,3 +107,53 @@ def test_nan_loss_stops_training_and_restores_weights():
         model.fit(tf.data.Dataset.from_tensor_slices(x).batch(16), epochs=1, verbose=0)
     for weight in model.get_weights():
         assert np.all(np.isfinite(weight))
+
+
+
+def targets_and_weights_cases():
+    """`(expected error, verb, args, kwargs)` for every way to pass y or w."""
+    x = np.ones((8, 3), "float32")
+    y = np.zeros((8, 1), "float32")
+    w = np.ones((8,), "float32")
+    batches = {"batch_size": 4}
+
+    def generator():
+        for start in range(0, 8, 4):
+            yield x[start : start + 4], y[start : start + 4]
+
+    class Pairs(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return x[4 * index : 4 * index + 4], y[4 * index : 4 * index + 4]
+
+    pairs = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    triples = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(4)
+    return [
+        ("targets", "fit", (x, y), batches),
+        ("targets", "fit", (x,), {"validation_data": (x, y), **batches}),
+        ("targets", "evaluate", (x, y), batches),
+        ("targets", "fit", (pairs,), {}),
+        ("targets", "evaluate", (pairs,), {}),
+        ("targets", "fit", (x,), {"validation_data": pairs, **batches}),
+        ("targets", "fit", (generator(),), {"steps_per_epoch": 2}),
+        ("targets", "fit", (Pairs(),), {}),
+        ("targets", "evaluate", (Pairs(),), {}),
+        ("sample_weight", "fit", (x,), {"sample_weight": w, **batches}),
+        ("sample_weight", "evaluate", (x,), {"sample_weight": w, **batches}),
+        ("sample_weight", "fit", (x,), {"class_weight": {0: 1.0}, **batches}),
+        ("targets", "fit", (triples,), {}),  # y is refused first
+    ]
+
+
+@pytest.mark.parametrize("expected, verb, args, kwargs", targets_and_weights_cases())
+def test_targets_and_sample_weights_raise_instead_of_being_dropped(expected, verb, args, kwargs):
+    model = CountingModel()
+    model.compile(optimizer="sgd")
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=expected):
+        getattr(model, verb)(*args, verbose=0, **kwargs)
+    for after, original in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(after, original)
+    assert value(model.steps_trained) == 0
