@@ -8,7 +8,7 @@ Example:
 >>> model = kv.VAE(input_shape=(28, 28, 1), latent_dim=8)
 """
 
-from keras_vae import datasets, layers, losses, metrics, presets
+from keras_vae import datasets, layers, losses, metrics, presets, samplers
 from keras_vae.callbacks import NaNGuard
 from keras_vae.export import export_saved_model
 from keras_vae.models import (
@@ -41,4 +41,5 @@ __all__ = [
     "losses",
     "metrics",
     "presets",
+    "samplers",
 ]

@@ -166,7 +166,9 @@ class TextDecoder(keras.layers.Layer):
     def initial_state(self, z, batch_size):
         """The LSTM state `[h0, c0]` for latents `z` (zeros without `z`)."""
         if z is None:
-            zeros = ops.zeros((batch_size, self.hidden_dim))
+            # In the LSTM's dtype, so that a decoding loop's state keeps
+            # one dtype under mixed precision.
+            zeros = ops.zeros((batch_size, self.hidden_dim), dtype=self.compute_dtype)
             return [zeros, zeros]
         cell = self.initial_cell(z)
         return [ops.tanh(cell), cell]

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import presets
+from keras_vae import presets, samplers
 from keras_vae.layers import Vocabulary
 from keras_vae.models import LSTMLanguageModel, TextVAE
 from tests.test_case import (
@@ -102,6 +102,26 @@ def test_strings_in_strings_out(vae):
     assert len(vae.decode(z_mean, decoding="beam", beam_width=3)) == 5
 
 
+def test_one_greedy_decoder_for_the_verbs_and_the_export_graph(vae):
+    # decode(decoding="greedy") and greedy_decode_tensor (the serving
+    # graph's) run the same GreedySampler over decoding_step.
+    z = np.random.default_rng(1).normal(size=(5, 2)).astype("float32")
+    ids = keras.ops.convert_to_numpy(vae.greedy_decode_tensor(z))
+    assert ids.shape == (5, 13)
+    assert vae.detokenize(ids) == vae.decode(z, decoding="greedy")
+    assert vae.decode(z, decoding=samplers.GreedySampler()) == vae.decode(z)
+
+
+def test_samplers_are_accepted_as_objects(vae):
+    z = np.random.default_rng(2).normal(size=(4, 2)).astype("float32")
+    beam = vae.decode(z, decoding=samplers.BeamSampler(num_beams=3))
+    assert beam == vae.decode(z, decoding="beam", beam_width=3)
+    drawn = vae.decode(z, decoding=samplers.RandomSampler(temperature=0.7, seed=5))
+    assert drawn == vae.decode(z, decoding="sample", temperature=0.7, seed=5)
+    # top_k=1 leaves one word to draw: the greedy sentence.
+    assert vae.decode(z, decoding=samplers.RandomSampler(top_k=1, seed=0)) == vae.decode(z)
+
+
 def test_beam_search_scores_at_least_greedy(vae):
     z = np.random.default_rng(0).normal(size=(6, 2)).astype("float32")
     greedy = vae.decode(z, decoding="greedy")
@@ -161,20 +181,6 @@ def test_cross_backend_load(vae, tmp_path):
         backends=(target,),
     )
     assert list(reports) == [target] and np.isfinite(reports[target]["loss"])
-
-
-def test_language_model_baseline():
-    model = trained(tiny(LSTMLanguageModel, output_dropout=0.1))
-    assert "latent_dim" not in model.get_config()
-    assert_config_round_trip(model)
-    log_px = model.log_likelihood(CORPUS)
-    logs = model.evaluate(CORPUS, batch_size=len(CORPUS), verbose=0, return_dict=True)
-    # The exact log-likelihood is what the training step optimizes.
-    np.testing.assert_allclose(-np.mean(log_px), logs["loss"], rtol=1e-4)
-    samples = model.sample(3, seed=0)
-    assert len(samples) == 3 and samples == model.sample(3, seed=0)
-    with pytest.raises(ValueError, match="no latent"):
-        model.encode(CORPUS[:2])
 
 
 def test_initialize_from_language_model_starts_at_the_language_model():
