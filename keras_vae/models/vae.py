@@ -11,12 +11,6 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHITECTURES = ("conv", "mlp")
 
 
-def _logsumexp(values, axis):
-    peak = np.max(values, axis=axis, keepdims=True)
-    total = np.log(np.sum(np.exp(values - peak), axis=axis, keepdims=True))
-    return np.squeeze(peak + total, axis=axis)
-
-
 @keras.saving.register_keras_serializable(package="keras_vae")
 class VAE(GenerativeModel):
     """Variational autoencoder (Kingma & Welling, 2014) for images.
@@ -271,8 +265,7 @@ class VAE(GenerativeModel):
             kl = ops.sum(losses.gaussian_kl(z_mean, z_log_var), axis=-1)
             total = 0.0
             for _ in range(num_samples):
-                eps = keras.random.normal(ops.shape(z_mean), seed=generator)
-                z = z_mean + ops.exp(0.5 * z_log_var) * eps
+                z = losses.reparameterize(z_mean, z_log_var, seed=generator)
                 outputs = self.decoder(z, training=False)
                 total = total + self.reconstruction_log_likelihood(xb, outputs)
             return total / num_samples - kl
@@ -315,24 +308,27 @@ class VAE(GenerativeModel):
 
     def _batch_log_likelihood(self, x, num_samples, generator, max_decode):
         batch = int(ops.shape(x)[0])
-        z_mean, z_log_var = self.encoder(x, training=False)
+        z_mean, z_log_var = (ops.cast(t, "float32") for t in self.encoder(x, training=False))
         per_chunk = max(1, max_decode // batch)
         log_weights = []
         for done in range(0, num_samples, per_chunk):
             k = min(per_chunk, num_samples - done)
-            eps = keras.random.normal((k, batch, self.latent_dim), seed=generator)
-            z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps
+            z = losses.reparameterize(z_mean, z_log_var, seed=generator, sample_shape=(k,))
             flat_z = ops.convert_to_numpy(ops.reshape(z, (k * batch, self.latent_dim)))
             # predict_on_batch runs the decoder compiled (jit / tf.function,
             # no autograd), several times faster than eager calls.
             outputs = self.decoder.predict_on_batch(flat_z)
             x_rep = ops.tile(x, (k,) + (1,) * len(self.input_shape_))
             log_px_z = ops.reshape(self.reconstruction_log_likelihood(x_rep, outputs), (k, batch))
-            log_pz = losses.standard_normal_log_prob(z)
-            log_qz = losses.diagonal_gaussian_log_prob(z, z_mean[None], z_log_var[None])
-            log_weights.append(ops.convert_to_numpy(log_px_z + log_pz - log_qz))
-        log_weights = np.concatenate(log_weights, axis=0).astype("float64")
-        return _logsumexp(log_weights, axis=0) - np.log(num_samples)
+            log_weights.append(
+                losses.importance_log_weights(
+                    log_px_z,
+                    losses.standard_normal_log_prob(z),
+                    losses.diagonal_gaussian_log_prob(z, z_mean, z_log_var),
+                )
+            )
+        log_weights = ops.concatenate(log_weights, axis=0)
+        return ops.convert_to_numpy(losses.importance_sampled_log_likelihood(log_weights, axis=0))
 
     def anomaly_score(self, x, num_samples=1, seed=None, batch_size=256):
         """Per-example anomaly score: the negative ELBO, or the negative
@@ -407,7 +403,7 @@ class VAE(GenerativeModel):
         z_mean, z_log_var = self.encoder(inputs, training=False)
         noise = ops.cast(noise, "float32")
         num_samples = noise.shape[1]
-        z = z_mean[:, None] + ops.exp(0.5 * z_log_var)[:, None] * noise
+        z = losses.reparameterize(z_mean[:, None], z_log_var[:, None], noise=noise)
         flat_z = ops.reshape(z, (-1, self.latent_dim))
         outputs = self.decoder(flat_z, training=False)
         x_rep = ops.repeat(inputs, num_samples, axis=0)
