@@ -52,3 +52,11 @@ def test_batch_lines_when_asked(tmp_path, capsys):
         ["prior", "batch", "4/4"]
     ]
     assert lines[0].endswith("loss=1.5000")
+
+
+def test_epoch_log_accumulates_time_across_restarts(tmp_path):
+    log = EpochLog(tmp_path)
+    log.previous = 10.0  # as if an earlier process had trained 10 s
+    log.on_epoch_end(0, {"loss": 1.5})
+    assert log.epochs_completed == 1 and log.history == [{"epoch": 1, "loss": 1.5}]
+    assert EpochLog(tmp_path).previous >= 10.0

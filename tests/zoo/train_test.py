@@ -1,5 +1,6 @@
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,22 @@ def test_output_folder_defaults_to_the_built_in_preset_for_the_recipe_as_is(tmp_
     default = runner.output_folder(error, "demo", None, {"--train-images": False})
     assert default == presets.zoo_dir() / "demo"
     assert runner.output_folder(error, "demo", str(tmp_path), {"--train-images": True}) == tmp_path
+
+
+@pytest.mark.parametrize("name", presets.list_presets())
+def test_the_shipped_presets_recorded_commands_still_run(name, monkeypatch):
+    # `python -m zoo.train_text text_vae_ptb --override ... --decoder-init ...`,
+    # `python -m zoo.train_sprites vae_sprites --figure ...`: each command
+    # recorded in a shipped preset reaches the runner with its recipe.
+    started = {}
+
+    def run(recipe, options, output, preset, **kwargs):
+        started.update(recipe=recipe, preset=preset, command=kwargs["command"])
+
+    monkeypatch.setattr(runner, "run", run)
+    command = presets.load_metadata(name)["training_command"]
+    python, dash_m, module, *argv = shlex.split(command)
+    assert (python, dash_m, argv[0]) == ("python", "-m", name)
+    train.main_as(f"python -m {module}")(argv)
+    assert started["preset"] == name and started["command"] == command
+    assert started["recipe"]["family"] == recipes.load(name)["family"]
