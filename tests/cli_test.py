@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -176,6 +177,30 @@ def test_train_ctrl_c_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert err == "interrupted; run the same command again to resume\n"
+
+
+def test_train_runs_a_recipe_file_with_the_zoo_runner(tmp_path, monkeypatch):
+    from keras_vae import runner
+
+    recipe = json.loads(
+        (Path(__file__).resolve().parents[1] / "zoo" / "recipes" / "lstm_lm_ptb.json").read_text()
+    )
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    seen = {}
+
+    def run(recipe, options, output, name, **kwargs):
+        seen.update(recipe=recipe, options=options, name=name, command=kwargs["command"])
+        return {"train_seconds": 1.0, "best_epoch": 1, "best_val_loss": 100.0}
+
+    monkeypatch.setattr(runner, "run", run)
+    argv = ["train", "--recipe", str(path), "--output", str(tmp_path / "lm")]
+    assert main(argv) == 0
+    assert seen["recipe"] == recipe and seen["name"] == "lm"
+    assert seen["options"].epochs is None and seen["options"].override == []
+    assert seen["command"] == "keras-vae train --recipe " + str(path) + " --output " + str(
+        tmp_path / "lm"
+    )
 
 
 def test_sample_bad_output_path(trained, capsys):
