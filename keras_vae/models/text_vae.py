@@ -6,14 +6,6 @@ from keras_vae import losses, samplers
 from keras_vae.layers.sampling import Sampling
 from keras_vae.models.lstm_language_model import LSTMLanguageModel
 
-LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-def _logsumexp(values, axis):
-    peak = np.max(values, axis=axis, keepdims=True)
-    total = np.log(np.sum(np.exp(values - peak), axis=axis, keepdims=True))
-    return np.squeeze(peak + total, axis=axis)
-
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class TextVAE(LSTMLanguageModel):
@@ -429,7 +421,7 @@ class TextVAE(LSTMLanguageModel):
         z_mean, z_log_var = self.encoder(token_ids, training=False)
         noise = ops.cast(noise, "float32")
         num_samples = noise.shape[1]
-        z = z_mean[:, None] + ops.exp(0.5 * z_log_var)[:, None] * noise
+        z = losses.reparameterize(z_mean[:, None], z_log_var[:, None], noise=noise)
         log_px_z = ops.sum(
             self.decoder(
                 [ops.repeat(token_ids, num_samples, axis=0), ops.reshape(z, (-1, self.latent_dim))]
@@ -449,14 +441,17 @@ class TextVAE(LSTMLanguageModel):
         num_samples = int(num_samples)
 
         def batch_elbo(token_ids, _):
-            z_mean, z_log_var = (np.asarray(a) for a in self.encoder.predict_on_batch(token_ids))
-            kl = 0.5 * np.sum(np.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var, axis=-1)
+            z_mean, z_log_var = (
+                np.asarray(a, dtype="float32") for a in self.encoder.predict_on_batch(token_ids)
+            )
+            kl = ops.sum(losses.gaussian_kl(z_mean, z_log_var), axis=-1)
             total = 0.0
             for _ in range(num_samples):
                 eps = rng.standard_normal(z_mean.shape).astype("float32")
-                z = z_mean + np.exp(0.5 * z_log_var) * eps
-                total = total + np.sum(self.decoder.predict_on_batch([token_ids, z]), axis=1)
-            return total / num_samples - kl
+                z = losses.reparameterize(z_mean, z_log_var, noise=ops.convert_to_tensor(eps))
+                log_px_z = self.decoder.predict_on_batch([token_ids, ops.convert_to_numpy(z)])
+                total = total + np.sum(log_px_z, axis=1)
+            return total / num_samples - ops.convert_to_numpy(kl)
 
         return self._map_sorted(sentences, batch_size, batch_elbo)
 
@@ -499,20 +494,22 @@ class TextVAE(LSTMLanguageModel):
             log_weights = []
             for done in range(0, num_samples, per_chunk):
                 k = min(per_chunk, num_samples - done)
-                eps = rng.standard_normal((k, batch, self.latent_dim))
-                z = (z_mean + np.exp(0.5 * z_log_var) * eps).astype("float32")
-                log_px_z = np.sum(
-                    self.decoder.predict_on_batch(
-                        [np.tile(token_ids, (k, 1)), z.reshape(k * batch, -1)]
-                    ),
-                    axis=1,
-                ).reshape(k, batch)
-                z64 = z.astype("float64")
-                log_pz = -0.5 * np.sum(LOG_2PI + z64**2, axis=-1)
-                log_qz = -0.5 * np.sum(LOG_2PI + z_log_var + eps**2, axis=-1)
-                log_weights.append(log_px_z + log_pz - log_qz)
-            log_weights = np.concatenate(log_weights, axis=0)
-            return _logsumexp(log_weights, axis=0) - np.log(num_samples)
+                eps = rng.standard_normal((k, batch, self.latent_dim)).astype("float32")
+                z = losses.reparameterize(z_mean, z_log_var, noise=ops.convert_to_tensor(eps))
+                log_px_z = self.decoder.predict_on_batch(
+                    [np.tile(token_ids, (k, 1)), ops.convert_to_numpy(z).reshape(k * batch, -1)]
+                )
+                log_weights.append(
+                    losses.importance_log_weights(
+                        ops.reshape(ops.sum(log_px_z, axis=1), (k, batch)),
+                        losses.standard_normal_log_prob(z),
+                        losses.diagonal_gaussian_log_prob(z, z_mean, z_log_var),
+                    )
+                )
+            log_px = losses.importance_sampled_log_likelihood(
+                ops.concatenate(log_weights, axis=0), axis=0
+            )
+            return ops.convert_to_numpy(log_px).astype("float64")
 
         return self._map_sorted(sentences, batch_size, batch_log_likelihood)
 
