@@ -74,6 +74,33 @@ def gaussian_log_likelihood(x, mean, log_var):
     return _sum_over_example(values + ops.zeros_like(x))
 
 
+def categorical_log_likelihood(labels, logits):
+    """Log-probability of integer `labels` under softmax `logits`, per position.
+
+    `log softmax(logits)[label]`, computed stably (a log-sum-exp over the
+    last axis); no sum over positions, so a sequence model sums or masks
+    the result itself.
+
+    Args:
+        labels: int tensor of shape `(...)`, values in `[0, num_classes)`.
+        logits: Tensor of shape `(..., num_classes)`.
+
+    Returns:
+        Float32 tensor of shape `(...)`, in nats.
+
+    Example:
+
+    >>> import numpy as np
+    >>> ll = categorical_log_likelihood(np.array([[1]]), np.zeros((1, 1, 4)))
+    >>> round(float(ll[0, 0]), 4)  # log(1 / 4)
+    -1.3863
+    """
+    (logits,) = _float32(logits)
+    log_probs = ops.log_softmax(logits, axis=-1)
+    labels = ops.cast(labels, "int32")[..., None]
+    return ops.take_along_axis(log_probs, labels, axis=-1)[..., 0]
+
+
 def diagonal_gaussian_log_prob(z, mean, log_var):
     """Log-density of `z` under `N(mean, exp(log_var))`, summed on the last axis.
 

@@ -125,3 +125,13 @@ def test_importance_sampled_log_likelihood_matches_numpy():
         ops.concatenate([log_w[:2], log_w[2:]], axis=0), axis=0
     )
     np.testing.assert_allclose(ops.convert_to_numpy(chunked), actual, rtol=1e-6)
+
+
+def test_categorical_matches_numpy():
+    logits = RNG.normal(size=(3, 5, 7)).astype("float32") * 4
+    labels = RNG.integers(0, 7, size=(3, 5))
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    expected = np.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
+    actual = ops.convert_to_numpy(losses.categorical_log_likelihood(labels, logits))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)

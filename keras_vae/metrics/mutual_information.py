@@ -1,12 +1,9 @@
 """Mutual information between data and latent under the encoder."""
 
 import numpy as np
+from keras import ops
 
-
-def _logsumexp(values, axis):
-    peak = np.max(values, axis=axis, keepdims=True)
-    total = np.log(np.sum(np.exp(values - peak), axis=axis, keepdims=True))
-    return np.squeeze(peak + total, axis=axis)
+from keras_vae import losses
 
 
 def mutual_information_from_posteriors(z_mean, z_log_var, seed=0, chunk=512):
@@ -51,16 +48,14 @@ def mutual_information_from_posteriors(z_mean, z_log_var, seed=0, chunk=512):
         -0.5 * dim * log_2pi - 0.5 * np.sum(1.0 + z_log_var, -1)
     )
     rng = np.random.default_rng(seed)
-    z = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape)
-    inv_var = np.exp(-z_log_var)
-    log_norm = -0.5 * (dim * log_2pi + np.sum(z_log_var, axis=-1))
+    z = losses.reparameterize(z_mean, z_log_var, noise=rng.standard_normal(z_mean.shape))
     log_qz = []
     for start in range(0, num, int(chunk)):
         zc = z[start : start + int(chunk), None, :]  # (c, 1, d)
-        sq = np.sum((zc - z_mean[None]) ** 2 * inv_var[None], axis=-1)
-        log_density = log_norm[None] - 0.5 * sq  # (c, n): log q(z_i | x_j)
-        log_qz.append(_logsumexp(log_density, axis=1) - np.log(num))
-    return float(neg_entropy - np.mean(np.concatenate(log_qz)))
+        log_density = losses.diagonal_gaussian_log_prob(zc, z_mean[None], z_log_var[None])
+        # (c, n): log q(z_i | x_j); q(z_i) is its mean over j.
+        log_qz.append(ops.convert_to_numpy(losses.log_mean_exp(log_density, axis=1)))
+    return float(neg_entropy - np.mean(np.concatenate(log_qz), dtype="float64"))
 
 
 def mutual_information(model, x, seed=0, batch_size=256):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_vae import losses
 from keras_vae.layers.transformer_block import TransformerBlock
 from keras_vae.models.generative_model import GenerativeModel
 
@@ -130,9 +131,7 @@ class TransformerPrior(GenerativeModel):
     def log_prob_per_code(self, codes, training=False):
         """`log p(c_t | c_<t)` in nats, shape `(batch, length)` (tensor)."""
         flat, inputs = self._shifted(codes)
-        log_probs = ops.log_softmax(self._logits(inputs, training), axis=-1)
-        picked = ops.one_hot(flat, self.num_embeddings, dtype="float32")
-        return ops.sum(log_probs * picked, axis=-1)
+        return losses.categorical_log_likelihood(flat, self._logits(inputs, training))
 
     def compute_loss_terms(self, x, training=False):
         self.advance_step(training)

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_vae import losses
 from keras_vae.layers.depth_to_space import DepthToSpace
 from keras_vae.layers.residual_block import ResidualBlock
 from keras_vae.layers.vector_quantizer import VectorQuantizer
@@ -350,13 +351,9 @@ class VQVAE(GenerativeModel):
         """`-log p(x | z_q) - log p(z_q)` per example (nats), a tensor."""
         inputs = ops.cast(inputs, "float32")
         outputs = self(inputs, training=False)
-        squared = ops.reshape(
-            (inputs - outputs["reconstruction"]) ** 2,
-            (ops.shape(inputs)[0], -1),
+        nll_x = -losses.gaussian_log_likelihood(
+            inputs, outputs["reconstruction"], math.log(self.data_variance)
         )
-        num_pixels = math.prod(self.input_shape_)
-        log_norm = 0.5 * num_pixels * math.log(2 * math.pi * self.data_variance)
-        nll_x = 0.5 * ops.sum(squared, axis=-1) / self.data_variance + log_norm
         log_prior = ops.sum(
             self.prior.log_prob_per_code(outputs["encoding_indices"]), axis=-1
         )
