@@ -285,7 +285,8 @@ class LSTMLanguageModel(GenerativeModel):
         Args:
             num_samples: int.
             seed: int or `None`. Seed of `"sample"`: NumPy draws the words,
-                so a seed gives the same sentences on every backend.
+                so a seed gives the same sentences on every backend. (A
+                `RandomSampler` passed as `decoding` draws from its own.)
             temperature: float > 0. Softmax temperature of `"sample"`.
             decoding: a `keras_vae.samplers.Sampler`, or `"sample"`,
                 `"greedy"` or `"beam"` (see `keras_vae.samplers.get`).
@@ -299,9 +300,9 @@ class LSTMLanguageModel(GenerativeModel):
         return self._generate(int(num_samples), self._initial_state, sampler, **kw)
 
     def _sampler(self, decoding, temperature, beam_width, seed):
-        if not isinstance(seed, np.random.Generator):
-            seed = np.random.default_rng(seed)
-        return samplers.get(decoding, temperature=temperature, num_beams=beam_width, seed=seed)
+        # default_rng returns a Generator as is: one stream per call.
+        rng = np.random.default_rng(seed)
+        return samplers.get(decoding, temperature=temperature, num_beams=beam_width, seed=rng)
 
     def _initial_state(self, rows):
         """The decoding state before the first word, for rows `rows`."""

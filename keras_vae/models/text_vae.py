@@ -300,7 +300,8 @@ class TextVAE(LSTMLanguageModel):
             temperature: float > 0. Softmax temperature of `"sample"`.
             beam_width: int. Hypotheses kept by `"beam"`. Defaults to `5`.
             seed: int or `None`. Seed of `"sample"`; NumPy draws the words,
-                so a seed gives the same sentences on every backend.
+                so a seed gives the same sentences on every backend. (A
+                `RandomSampler` passed as `decoding` draws from its own.)
             max_length: int. Most words per sentence. Defaults to the
                 model's `max_length`.
             batch_size: int. Sentences decoded at once. Defaults to `256`.
