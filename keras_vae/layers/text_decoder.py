@@ -1,6 +1,8 @@
 import keras
 from keras import layers, ops
 
+from keras_vae import losses
+
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class TextDecoder(keras.layers.Layer):
@@ -214,11 +216,7 @@ class TextDecoder(keras.layers.Layer):
             training=training,
         )
         hidden = self.output_dropout_layer(hidden, training=training)
-        logits = self.logits(hidden)
-        log_probs = ops.log_softmax(logits, axis=-1)
-        target_log_probs = ops.take_along_axis(
-            log_probs, targets[..., None], axis=-1
-        )[..., 0]
+        target_log_probs = losses.categorical_log_likelihood(targets, self.logits(hidden))
         mask = ops.cast(ops.not_equal(targets, self.pad_id), "float32")
         return target_log_probs * mask
 
