@@ -157,3 +157,15 @@ def test_targets_and_sample_weights_raise_instead_of_being_dropped(expected, ver
     for after, original in zip(model.get_weights(), before):
         np.testing.assert_array_equal(after, original)
     assert value(model.steps_trained) == 0
+
+
+def test_conv_vae_trains_on_a_last_batch_of_one_example():
+    # 9 images at batch 8: the last batch holds one image. torch's CPU
+    # convolution used to fail there ("slow_conv2d: grad_weight must be
+    # contiguous", the 1-channel output layer with a batch of one).
+    x = (np.random.default_rng(0).random((9, 8, 8, 1)) > 0.5).astype("float32")
+    model = VAE(input_shape=(8, 8, 1), latent_dim=2, hidden_dims=(4, 8), seed=0)
+    model.compile(optimizer="adam")
+    history = model.fit(x, epochs=1, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert np.isfinite(model.evaluate(x[:1], verbose=0, return_dict=True)["loss"])
