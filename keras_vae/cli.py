@@ -285,8 +285,9 @@ def cmd_evaluate(args):
     if text and args.num_samples:
         # NLL, per-word perplexity, KL, mutual information, active units.
         from keras_vae.metrics import evaluate_text_model
+        from keras_vae.models import TextVAE
 
-        if model.latent_dim:
+        if isinstance(model, TextVAE):
             _say(f"Importance sampling with {args.num_samples} samples...")
         results.update(
             evaluate_text_model(

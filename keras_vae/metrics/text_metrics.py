@@ -73,6 +73,9 @@ def evaluate_text_model(
     >>> sorted(results)[:4]
     ['active_units', 'elbo', 'importance_samples', 'kl']
     """
+    from keras_vae.models.text_vae import TextVAE
+
+    has_latent = isinstance(model, TextVAE)
     log_px = log_likelihoods
     if log_px is None:
         log_px = model.log_likelihood(
@@ -84,11 +87,11 @@ def evaluate_text_model(
         "nll": float(-np.mean(log_px)),
         "nll_stderr": float(np.std(log_px) / np.sqrt(len(log_px))),
         "perplexity": perplexity_from_log_likelihoods(log_px, tokens),
-        "importance_samples": int(num_samples) if model.latent_dim else 0,
+        "importance_samples": int(num_samples) if has_latent else 0,
         "num_sentences": int(len(log_px)),
         "num_tokens": int(tokens.sum()),
     }
-    if model.latent_dim:
+    if has_latent:
         z_mean, z_log_var = model.encode(sentences)
         kl = 0.5 * np.sum(
             np.exp(z_log_var) + np.square(z_mean) - 1.0 - z_log_var, axis=-1

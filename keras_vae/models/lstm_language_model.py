@@ -75,9 +75,6 @@ class LSTMLanguageModel(GenerativeModel):
     """
 
     loss_term_names = ("loss",)
-    # A language model has no latent code. Kept for callers that read
-    # `model.latent_dim` of any text model (`TextVAE` sets its own).
-    latent_dim = 0
 
     def __init__(
         self,

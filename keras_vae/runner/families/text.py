@@ -57,7 +57,9 @@ def compile_model(model, recipe):
 
 def has_latent(model):
     """Whether `model` has a latent code (a text VAE, not a language model)."""
-    return bool(getattr(model, "latent_dim", 0))
+    from keras_vae.models.text_vae import TextVAE
+
+    return isinstance(model, TextVAE)
 
 
 def load_decoder_init(preset):
