@@ -139,6 +139,39 @@ def gaussian_kl(mean, log_var):
     return 0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var)
 
 
+def diagonal_gaussian_kl(mean, log_var, prior_mean, prior_log_var):
+    """Closed-form `KL(N(mean, exp(log_var)) || N(prior_mean, exp(prior_log_var)))`.
+
+    Elementwise (no sum): the KL of each latent coordinate between two
+    diagonal Gaussians, e.g. a hierarchical VAE's posterior and its learned
+    prior. With `prior_mean = 0` and `prior_log_var = 0` it is `gaussian_kl`.
+
+    Args:
+        mean, log_var: Tensors of the posterior's means and log-variances.
+        prior_mean, prior_log_var: Tensors broadcastable to `mean`.
+
+    Returns:
+        Float32 tensor of the broadcast shape:
+        `0.5 * (exp(log_var - prior_log_var) + (mean - prior_mean)**2 /
+        exp(prior_log_var) - 1 - log_var + prior_log_var)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> kl = diagonal_gaussian_kl(np.ones((1, 1)), np.zeros((1, 1)), 0.0, np.log(4.0))
+    >>> round(float(kl[0, 0]), 4)  # 0.5 * (1/4 + 1/4 - 1 + log 4)
+    0.4431
+    """
+    mean, log_var, prior_mean, prior_log_var = _float32(mean, log_var, prior_mean, prior_log_var)
+    return 0.5 * (
+        ops.exp(log_var - prior_log_var)
+        + ops.square(mean - prior_mean) * ops.exp(-prior_log_var)
+        - 1.0
+        - log_var
+        + prior_log_var
+    )
+
+
 def log_mean_exp(values, axis):
     """Stable `log(mean(exp(values), axis))`.
 
