@@ -36,6 +36,13 @@ def _matplotlib():
     return matplotlib, Figure
 
 
+def _umask():
+    """The process' umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_figure(figure, path, dpi=100):
     """Writes `figure` to `path` atomically (temp file, then rename)."""
     path = os.fspath(path)
@@ -47,6 +54,9 @@ def save_figure(figure, path, dpi=100):
     os.close(handle)
     try:
         figure.savefig(tmp, dpi=dpi, format=suffix[1:], bbox_inches="tight")
+        # mkstemp makes the file 0600; give it the mode `open` would
+        # (0644 under the usual umask 022).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

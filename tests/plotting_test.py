@@ -80,3 +80,20 @@ def test_model_plots(model_and_data, tmp_path):
 
     figure = plotting.plot_samples(model, num_samples=4, seed=1)
     assert len(figure.axes) == 4
+
+
+def test_saved_figures_get_the_umask_mode_not_0600(tmp_path):
+    # Written through a mkstemp file (0600) and renamed: the PNG must have
+    # the mode any other file gets (0644 under umask 022).
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "grid.png"
+        plotting.image_grid(np.ones((2, 8, 8)), path=path)
+        assert path.stat().st_mode & 0o777 == 0o644
+        os.umask(0o027)
+        plotting.image_grid(np.ones((2, 8, 8)), path=path)
+        assert path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
