@@ -1,8 +1,49 @@
+import numbers
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_vae.training import Trainer, check_fit_arguments, with_nan_guard
+from keras_vae.training.inputs import peek_inputs, to_numpy
+
+
+def check_count(name, value, allow_none=False):
+    """`value` as an int, after checking it is a positive whole number.
+
+    Every count a public verb takes (`num_samples`, `batch_size`,
+    `max_decode`, `beam_width`, `max_length`...) goes through it, so a bad
+    count raises a `ValueError` naming the argument and the value instead
+    of giving a wrong answer (`elbo(num_samples=-1)` once returned -KL).
+    `2.0` is taken as `2`; `2.5`, `0`, `-1`, `True` and strings are not.
+
+    Args:
+        name: str. The argument's name, for the error message.
+        value: the count.
+        allow_none: bool. Let `None` (an argument's "pick for me") through.
+
+    Returns:
+        `int(value)`, or `None`.
+
+    Example:
+
+    >>> check_count("num_samples", 3)
+    3
+    >>> check_count("num_samples", -1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `num_samples` must be a positive integer, got -1.
+    """
+    if value is None and allow_none:
+        return None
+    whole = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, np.bool_))
+        and float(value).is_integer()
+    )
+    if not whole or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return int(value)
 
 
 class GenerativeModel(Trainer, keras.Model):
@@ -18,8 +59,14 @@ class GenerativeModel(Trainer, keras.Model):
 
     - counts optimizer steps in a non-trainable variable, `steps_trained`,
       that schedules (KL warm-up, capacity annealing) read under jit;
-    - checks NumPy inputs of `fit`, `evaluate` and the inference verbs with
-      `validate_inputs`, so bad data fails early with a clear message;
+    - checks the inputs of `fit`, `evaluate`, `predict` and the inference
+      verbs with `validate_inputs`, so bad data fails early with a clear
+      message: NumPy arrays and backend tensors whole, `tf.data` data sets,
+      generators and `PyDataset`s by their first batch (see
+      `keras_vae.training.inputs.peek_inputs`);
+    - refuses counts (`num_samples`, `batch_size`...) that are not positive
+      integers (`check_count`), and latents that are not finite
+      (`check_latent_batch`);
     - stops training that produces a non-finite loss
       (`keras_vae.training.NaNGuard`, added to the callbacks of `fit`);
     - loads `.keras` files compiled on any backend on any other.
@@ -100,14 +147,36 @@ class GenerativeModel(Trainer, keras.Model):
         """Raises a `ValueError` naming the problem if `x` is bad input.
 
         The base class accepts anything; subclasses check shape, dtype and
-        range. Called on NumPy inputs only (datasets are checked lazily).
+        range. `x` is a NumPy array: a whole input converted from an array
+        or backend tensor, or the first batch of a data set.
         """
 
     def _checked(self, x):
         """`x` as a NumPy array, after `validate_inputs`."""
-        x = np.asarray(x)
+        array = to_numpy(x)
+        x = np.asarray(x) if array is None else array
         self.validate_inputs(x)
         return x
+
+    def check_latent_batch(self, z, latent_dim):
+        """`z` as float32 NumPy, after checking it is a finite batch of
+        shape `(batch, latent_dim)`; raises a `ValueError` naming the
+        problem otherwise (NaN latents decode to NaN images or empty
+        sentences)."""
+        array = to_numpy(z)
+        z = np.asarray(z) if array is None else array
+        if z.ndim != 2 or z.shape[1] != latent_dim:
+            raise ValueError(f"Expected latents of shape (batch, {latent_dim}), got {z.shape}.")
+        if not (np.issubdtype(z.dtype, np.floating) or np.issubdtype(z.dtype, np.integer)):
+            raise ValueError(f"Expected numeric latents, got dtype {z.dtype}.")
+        z = z.astype("float32")
+        if not np.all(np.isfinite(z)):
+            bad = int(np.size(z) - np.count_nonzero(np.isfinite(z)))
+            raise ValueError(
+                f"Latents contain {bad} NaN or infinite values (float32); "
+                "they would decode to NaN."
+            )
+        return z
 
     def check_image_batch(self, x, expected_shape):
         """Raises a `ValueError` naming the problem unless `x` is a finite
@@ -131,11 +200,22 @@ class GenerativeModel(Trainer, keras.Model):
             bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
             raise ValueError(f"Inputs contain {bad} NaN or infinite values.")
 
-    def _validate_array_inputs(self, x):
-        if isinstance(x, (tuple, list)) and x and not np.isscalar(x[0]):
-            x = x[0]
-        if isinstance(x, np.ndarray):
-            self.validate_inputs(x)
+    def _validated(self, data):
+        """Applies `validate_inputs` to what `fit` / `evaluate` / `predict`
+        received: arrays and backend tensors whole, data sets, generators
+        and `PyDataset`s by their first batch. Returns the data to use (a
+        generator is re-chained after its first batch is read)."""
+        if isinstance(data, (tuple, list)) and data and not np.isscalar(data[0]):
+            self._validated(data[0])
+            return data
+        array = to_numpy(data)
+        if array is not None:
+            self.validate_inputs(array)
+            return data
+        data, first = peek_inputs(data)
+        if first is not None:
+            self.validate_inputs(first)
+        return data
 
     def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
         check_fit_arguments(
@@ -145,15 +225,17 @@ class GenerativeModel(Trainer, keras.Model):
             kwargs.get("class_weight"),
             kwargs.get("validation_data"),
         )
-        self._validate_array_inputs(x)
+        x = self._validated(x)
         if kwargs.get("validation_data") is not None:
-            self._validate_array_inputs(kwargs["validation_data"])
+            kwargs["validation_data"] = self._validated(kwargs["validation_data"])
         return super().fit(x, y, *args, callbacks=with_nan_guard(callbacks), **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         check_fit_arguments(x, y, kwargs.get("sample_weight"))
-        self._validate_array_inputs(x)
-        return super().evaluate(x, y, *args, **kwargs)
+        return super().evaluate(self._validated(x), y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        return super().predict(self._validated(x), *args, **kwargs)
 
     def compile_from_config(self, config):
         # A `.keras` file records the optimizer class of the backend it was
@@ -226,6 +308,7 @@ class GenerativeModel(Trainer, keras.Model):
         `fn` takes one tensor per array and returns a tensor or a tuple of
         tensors. Outputs are concatenated along the first axis.
         """
+        batch_size = check_count("batch_size", batch_size)
         arrays = [np.asarray(a) for a in arrays]
         num = arrays[0].shape[0]
         chunks = []

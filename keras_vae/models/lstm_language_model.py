@@ -5,7 +5,7 @@ from keras import ops
 from keras_vae import samplers
 from keras_vae.layers.text_decoder import TextDecoder
 from keras_vae.layers.vocabulary import Vocabulary
-from keras_vae.models.generative_model import GenerativeModel
+from keras_vae.models.generative_model import GenerativeModel, check_count
 
 
 def _padded_rows(count, batch_size):
@@ -216,6 +216,9 @@ class LSTMLanguageModel(GenerativeModel):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         return super().evaluate(self._as_token_ids(x), y, *args, **kwargs)
 
+    def predict(self, x, *args, **kwargs):
+        return super().predict(self._as_token_ids(x), *args, **kwargs)
+
     def _sentence_list(self, sentences):
         if not _is_sentences(sentences):
             if isinstance(sentences, (list, tuple, np.ndarray)) and not len(sentences):
@@ -233,6 +236,7 @@ class LSTMLanguageModel(GenerativeModel):
         padding. `fn` returns one array per batch row (extra rows are
         dropped); the results come back in the input order.
         """
+        batch_size = check_count("batch_size", batch_size)
         sentences = self._sentence_list(sentences)
         lengths = self.vocabulary.lengths(sentences)
         order = np.argsort(lengths, kind="stable")
@@ -270,6 +274,9 @@ class LSTMLanguageModel(GenerativeModel):
         Returns:
             float64 NumPy array of shape `(n,)`.
         """
+        check_count("num_samples", num_samples)
+        check_count("batch_size", batch_size)
+        max_decode = check_count("max_decode", max_decode)
         return self._map_sorted(
             sentences,
             max_decode,
@@ -293,10 +300,12 @@ class LSTMLanguageModel(GenerativeModel):
         Returns:
             A list of `num_samples` str.
         """
+        num_samples = check_count("num_samples", num_samples)
         sampler = self._sampler(decoding, temperature, kw.pop("beam_width", 5), seed)
-        return self._generate(int(num_samples), self._initial_state, sampler, **kw)
+        return self._generate(num_samples, self._initial_state, sampler, **kw)
 
     def _sampler(self, decoding, temperature, beam_width, seed):
+        beam_width = check_count("beam_width", beam_width)
         # default_rng returns a Generator as is: one stream per call.
         rng = np.random.default_rng(seed)
         return samplers.get(decoding, temperature=temperature, num_beams=beam_width, seed=rng)
@@ -331,7 +340,9 @@ class LSTMLanguageModel(GenerativeModel):
         """`num` sentences in batches of `batch_size`; `initial_state(rows)`
         gives the state of the example indices `rows` (a short batch is
         filled up to a multiple of 8 rows with index `-1`)."""
-        max_length = self.max_length if max_length is None else int(max_length)
+        batch_size = check_count("batch_size", batch_size)
+        max_length = check_count("max_length", max_length, allow_none=True)
+        max_length = self.max_length if max_length is None else max_length
         sentences = []
         for start in range(0, num, int(batch_size)):
             count = min(int(batch_size), num - start)

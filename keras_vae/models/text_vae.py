@@ -4,6 +4,7 @@ from keras import layers, ops
 
 from keras_vae import losses, samplers
 from keras_vae.layers.sampling import Sampling
+from keras_vae.models.generative_model import check_count
 from keras_vae.models.lstm_language_model import LSTMLanguageModel
 
 
@@ -309,9 +310,7 @@ class TextVAE(LSTMLanguageModel):
         Returns:
             A list of `n` str.
         """
-        z = np.asarray(z, dtype="float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"Expected latents of shape (n, {self.latent_dim}), got {z.shape}.")
+        z = self.check_latent_batch(z, self.latent_dim)
         sampler = self._sampler(decoding, temperature, beam_width, seed)
         # Row -1 (the padding of short batches) decodes z = 0.
         padded = np.concatenate([z, np.zeros((1, self.latent_dim), "float32")])
@@ -335,8 +334,9 @@ class TextVAE(LSTMLanguageModel):
         gives the same sentences on every backend. `decoding` is as in
         `decode`; `**kw` are `decode`'s other options.
         """
+        num_samples = check_count("num_samples", num_samples)
         rng = np.random.default_rng(seed)
-        z = rng.standard_normal((int(num_samples), self.latent_dim)).astype("float32")
+        z = rng.standard_normal((num_samples, self.latent_dim)).astype("float32")
         return self.decode(z, decoding=decoding, temperature=temperature, seed=rng, **kw)
 
     def interpolate(self, sentence_a, sentence_b, steps=5, decoding="greedy", **kw):
@@ -348,7 +348,7 @@ class TextVAE(LSTMLanguageModel):
         Returns:
             A list of `steps` str, from `sentence_a`'s end to `sentence_b`'s.
         """
-        steps = int(steps)
+        steps = check_count("steps", steps)
         if steps < 2:
             raise ValueError(f"`steps` must be >= 2, got {steps}.")
         z_mean, _ = self.encode([sentence_a, sentence_b])
@@ -438,8 +438,9 @@ class TextVAE(LSTMLanguageModel):
     def elbo(self, sentences, num_samples=1, seed=0, batch_size=64):
         """Per-sentence ELBO in nats: `E_q[log p(x|z)] - KL`, `num_samples`
         draws of `z` (drawn by NumPy from `seed`)."""
+        num_samples = check_count("num_samples", num_samples)
+        check_count("batch_size", batch_size)
         rng = np.random.default_rng(seed)
-        num_samples = int(num_samples)
 
         def batch_elbo(token_ids, _):
             z_mean, z_log_var = (
@@ -480,11 +481,11 @@ class TextVAE(LSTMLanguageModel):
         Returns:
             float64 NumPy array of shape `(n,)`.
         """
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        num_samples = check_count("num_samples", num_samples)
+        batch_size = check_count("batch_size", batch_size)
+        max_decode = check_count("max_decode", max_decode)
         rng = np.random.default_rng(seed)
-        batch_size = max(1, min(int(batch_size), int(max_decode)))
+        batch_size = min(batch_size, max_decode)
 
         def batch_log_likelihood(token_ids, _):
             z_mean, z_log_var = (

@@ -6,7 +6,7 @@ from keras import layers, ops
 
 from keras_vae import losses
 from keras_vae.layers.transformer_block import TransformerBlock
-from keras_vae.models.generative_model import GenerativeModel
+from keras_vae.models.generative_model import GenerativeModel, check_count
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -170,8 +170,7 @@ class TransformerPrior(GenerativeModel):
 
     def log_prob(self, codes, batch_size=256):
         """`log p(codes)` in nats per example (NumPy, shape `(n,)`)."""
-        codes = np.asarray(codes)
-        self.validate_inputs(codes)
+        codes = self._checked(codes)
         return self._run_batched(
             lambda c: ops.sum(self.log_prob_per_code(c), axis=-1),
             [codes.astype("int32")],
@@ -188,25 +187,26 @@ class TransformerPrior(GenerativeModel):
 
         Args:
             num_samples: int. How many grids.
-            seed: int or `None`. The same seed gives the same codes on a
-                backend. Defaults to `None`.
+            seed: int or `None`. NumPy draws the uniform noise that picks
+                each code (`np.random.default_rng(seed)`), so a seed gives
+                the same codes on every backend (barring a near-tie in the
+                prior's probabilities). Defaults to `None`.
             temperature: float. Divides the logits; below 1 sharpens.
             batch_size: int. Grids drawn at once.
 
         Returns:
             int32 array of shape `(num_samples, height, width)`.
         """
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        num_samples = check_count("num_samples", num_samples)
+        batch_size = check_count("batch_size", batch_size)
         if not temperature > 0:
             raise ValueError(f"`temperature` must be > 0, got {temperature}.")
-        generator = keras.random.SeedGenerator(seed)
+        rng = np.random.default_rng(seed)
         grids = []
         for start in range(0, num_samples, batch_size):
             n = min(batch_size, num_samples - start)
-            noise = keras.random.uniform((n, self.length), seed=generator)
-            codes = self.sample_from_uniform(noise, temperature=temperature)
+            noise = rng.random((n, self.length), dtype="float32")
+            codes = self.sample_from_uniform(ops.convert_to_tensor(noise), temperature=temperature)
             grids.append(ops.convert_to_numpy(codes).astype("int32"))
         return np.concatenate(grids, axis=0)
 

@@ -5,7 +5,7 @@ from keras import layers, ops
 from keras_vae import losses
 from keras_vae.layers.sampling import Sampling
 from keras_vae.models import networks
-from keras_vae.models.generative_model import GenerativeModel
+from keras_vae.models.generative_model import GenerativeModel, check_count
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHITECTURES = ("conv", "mlp")
@@ -44,7 +44,10 @@ class VAE(GenerativeModel):
         free_bits: float. Minimum KL in nats per latent dimension in the
             objective (Kingma et al. 2016), averaged over the batch; the
             reported `kl_loss` stays the true KL. Defaults to `0.0`.
-        seed: int or `None`. Seed of the sampling layer. Defaults to `None`.
+        seed: int or `None`. Seed of the sampling layer, i.e. of the noise
+            drawn in training; that noise is `keras.random`'s and differs
+            between backends (`sample` draws with NumPy and agrees across
+            backends). Defaults to `None`.
         **kwargs: Base model keyword arguments (`name`, `dtype`).
 
     Example:
@@ -213,12 +216,7 @@ class VAE(GenerativeModel):
             )
 
     def _checked_latents(self, z):
-        z = np.asarray(z, dtype="float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"Expected latents of shape (batch, {self.latent_dim}), got {z.shape}."
-            )
-        return z
+        return self.check_latent_batch(z, self.latent_dim)
 
     # ------------------------------------------------------------------
     # Public verbs: NumPy in, NumPy out, batched.
@@ -249,14 +247,22 @@ class VAE(GenerativeModel):
 
         Args:
             num_samples: int. How many images.
-            seed: int or `None`. The same seed gives the same images on a
-                backend. Defaults to `None`.
+            seed: int or `None`. NumPy draws the latents
+                (`np.random.default_rng(seed)`), so a seed gives the same
+                images on every backend (to float tolerance). Defaults to
+                `None`.
+            batch_size: int. Images decoded at once. Defaults to `256`.
         """
-        z = keras.random.normal((int(num_samples), self.latent_dim), seed=seed)
-        return self.decode(ops.convert_to_numpy(z), batch_size=batch_size)
+        num_samples = check_count("num_samples", num_samples)
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((num_samples, self.latent_dim)).astype("float32")
+        return self.decode(z, batch_size=batch_size)
 
     def elbo(self, x, num_samples=1, batch_size=256, seed=None):
-        """Per-example ELBO in nats, averaged over `num_samples` draws of z."""
+        """Per-example ELBO in nats, averaged over `num_samples` draws of z.
+
+        `seed` seeds `keras.random`: the draws differ between backends."""
+        num_samples = check_count("num_samples", num_samples)
         x = self._checked(x)
         generator = keras.random.SeedGenerator(seed)
 
@@ -288,16 +294,18 @@ class VAE(GenerativeModel):
             num_samples: int. Importance samples per example.
             batch_size: int. Inputs encoded at once. Defaults to as many as
                 fit `max_decode` decoded images with one sample each chunk.
-            seed: int. Seed of the importance samples. Defaults to `0`.
+            seed: int. Seed of the importance samples (`keras.random`: the
+                draws, hence the estimate's noise, differ between
+                backends). Defaults to `0`.
             max_decode: int. Largest number of images decoded in one call.
 
         Returns:
             NumPy array of shape `(n,)`.
         """
+        num_samples = check_count("num_samples", num_samples)
+        max_decode = check_count("max_decode", max_decode)
+        batch_size = check_count("batch_size", batch_size, allow_none=True)
         x = self._checked(x)
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
         batch_size = batch_size or max(1, min(len(x), 500, max_decode))
         generator = keras.random.SeedGenerator(seed)
         results = []

@@ -9,8 +9,9 @@ from keras_vae.layers.depth_to_space import DepthToSpace
 from keras_vae.layers.residual_block import ResidualBlock
 from keras_vae.layers.vector_quantizer import VectorQuantizer
 from keras_vae.models import networks
-from keras_vae.models.generative_model import GenerativeModel
+from keras_vae.models.generative_model import GenerativeModel, check_count
 from keras_vae.models.transformer_prior import TransformerPrior
+from keras_vae.training.inputs import to_numpy
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -230,7 +231,8 @@ class VQVAE(GenerativeModel):
         self.check_image_batch(x, self.input_shape_)
 
     def _checked_indices(self, indices):
-        indices = np.asarray(indices)
+        array = to_numpy(indices)
+        indices = np.asarray(indices) if array is None else array
         if indices.ndim != 3 or tuple(indices.shape[1:]) != self.grid_shape:
             raise ValueError(
                 f"Expected code indices of shape (batch, {self.grid_shape[0]}, "
@@ -290,11 +292,16 @@ class VQVAE(GenerativeModel):
 
         Args:
             num_samples: int. How many images.
-            seed: int or `None`. The same seed gives the same images on a
-                backend. Defaults to `None`.
+            seed: int or `None`. NumPy draws the prior's noise (see
+                `TransformerPrior.sample`), so a seed gives the same images
+                on every backend. Defaults to `None`.
             temperature: float. Temperature of the prior's categorical
                 distributions. Defaults to `1.0`.
+            batch_size: int. Images drawn and decoded at once. Defaults to
+                `256`.
         """
+        num_samples = check_count("num_samples", num_samples)
+        batch_size = check_count("batch_size", batch_size)
         if self.prior is None:
             raise ValueError(
                 "This VQVAE has no prior over its codes yet: train one with "

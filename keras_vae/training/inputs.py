@@ -1,5 +1,8 @@
 """What a batch given to `fit` / `evaluate` may hold: inputs only (backend-neutral)."""
 
+import inspect
+
+import numpy as np
 from keras.utils import unpack_x_y_sample_weight
 
 
@@ -76,3 +79,92 @@ def check_fit_arguments(x, y=None, sample_weight=None, class_weight=None, valida
         spec = getattr(data, "element_spec", None)
         if isinstance(spec, tuple):
             unpack_inputs(spec)
+
+
+def to_numpy(x):
+    """`x` as a NumPy array if it is an array or a backend tensor, else `None`.
+
+    Takes NumPy arrays and the tensors of every backend (`tf.Tensor`,
+    `jax.Array`, `torch.Tensor`, whichever backend Keras runs), so inputs
+    given as tensors are checked like NumPy ones. Data sets, generators and
+    anything else give `None`.
+
+    Example:
+
+    >>> to_numpy(np.zeros((2, 3))).shape
+    (2, 3)
+    >>> to_numpy(iter([])) is None
+    True
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    module = type(x).__module__.split(".")[0]
+    if module == "torch":
+        return x.detach().cpu().numpy()
+    if module in ("tensorflow", "jax", "jaxlib", "keras") and hasattr(x, "__array__"):
+        try:
+            return np.asarray(x)
+        except (TypeError, ValueError):  # ragged / sparse tensors
+            return None
+    return None
+
+
+def peek_inputs(data):
+    """The inputs `x` of the first batch of a data set, without consuming it.
+
+    For a `tf.data.Dataset` the first batch is read from `data.take(1)` (a
+    new iterator, so the data set itself is untouched); for a
+    `keras.utils.PyDataset`, `data[0]`; for a Python generator, its first
+    batch, and the generator is replaced by one that yields that batch
+    again and then the rest. `fit`, `evaluate` and `predict` check that
+    batch like a NumPy input, so a wrongly shaped or scaled data set fails
+    before training with the same message as an array.
+
+    Args:
+        data: what `fit` / `evaluate` / `predict` received as `x` (or as
+            `validation_data`).
+
+    Returns:
+        A pair `(data, x)`: `data` to pass on (a generator re-chained, all
+        else unchanged) and the first batch's inputs as a NumPy array, or
+        `None` when `data` is not one of those kinds or is empty.
+
+    Example:
+
+    >>> batches = (np.full((2, 3), i) for i in range(3))
+    >>> batches, first = peek_inputs(batches)
+    >>> first.tolist()
+    [[0, 0, 0], [0, 0, 0]]
+    >>> [int(batch[0, 0]) for batch in batches]
+    [0, 1, 2]
+    """
+    batch = None
+    if hasattr(data, "element_spec") and hasattr(data, "take"):
+        for batch in data.take(1):
+            break
+    elif inspect.isgenerator(data):
+        try:
+            batch = next(data)
+        except StopIteration:
+            return data, None
+        data = _chained(batch, data)
+    elif _is_py_dataset(data):
+        if data.num_batches == 0:
+            return data, None
+        batch = data[0]
+    if batch is None:
+        return data, None
+    if isinstance(batch, (tuple, list)) and len(batch) in (1, 2, 3):
+        batch = unpack_x_y_sample_weight(tuple(batch))[0]
+    return data, to_numpy(batch)
+
+
+def _chained(first, rest):
+    yield first
+    yield from rest
+
+
+def _is_py_dataset(data):
+    from keras.utils import PyDataset
+
+    return isinstance(data, PyDataset)
