@@ -16,6 +16,7 @@ from keras_vae.models import (
     VQVAE,
     BetaVAE,
     GenerativeModel,
+    HierarchicalVAE,
     LSTMLanguageModel,
     TextVAE,
     TransformerPrior,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BetaVAE",
     "GenerativeModel",
+    "HierarchicalVAE",
     "LSTMLanguageModel",
     "NaNGuard",
     "TextVAE",

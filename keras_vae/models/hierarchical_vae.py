@@ -1,0 +1,806 @@
+import logging
+import math
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from keras_vae import losses
+from keras_vae.layers.residual_block import ResidualBlock
+from keras_vae.models.generative_model import GenerativeModel
+
+OBJECTIVES = ("elbo", "iwae")
+# Log-variances are soft-clamped to (-LOG_VAR_LIMIT, LOG_VAR_LIMIT): standard
+# deviations stay within (e^-5, e^5), so no exp over- or underflows.
+LOG_VAR_LIMIT = 10.0
+# A group whose batch-mean KL stays under max(free_bits, COLLAPSE_NATS) nats
+# over an epoch is reported as collapsed.
+COLLAPSE_NATS = 0.01
+
+logger = logging.getLogger(__name__)
+
+
+def _soft_clamp(log_var):
+    """`LIMIT * tanh(log_var / LIMIT)`: the identity near 0, bounded, smooth."""
+    return LOG_VAR_LIMIT * ops.tanh(log_var / LOG_VAR_LIMIT)
+
+
+def _upsample(x, factor):
+    """Nearest-neighbour upsampling of a `(batch, h, w, c)` map by `factor`."""
+    if factor == 1:
+        return x
+    return ops.repeat(ops.repeat(x, factor, axis=1), factor, axis=2)
+
+
+def _sum_over_map(values):
+    """Sums a `(batch, h, w, ...)` map over every axis but the first."""
+    return ops.sum(values, axis=tuple(range(1, len(values.shape))))
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class HierarchicalVAE(GenerativeModel):
+    """Top-down hierarchical VAE with spatial latent groups (ladder VAE).
+
+    The top-down form of Sønderby et al. (2016), as in NVAE (Vahdat & Kautz,
+    2020) and VDVAE (Child, 2021). A deterministic **bottom-up** path of
+    residual cells reads the image at every resolution the latents use.
+    The **top-down** path starts from a learned map at the coarsest
+    resolution and visits `L` latent groups `z_1` (top) ... `z_L`; group `l`
+    is a `(h_l, w_l, c_l)` map with
+
+    - a prior `p(z_l | z_<l) = N(mu_p, sigma_p^2)` read from the top-down
+      state `h` by a small conv net, and
+    - a posterior `q(z_l | x, z_<l) = N(mu_p + d_mu, sigma_p^2 exp(d))`, a
+      residual on the prior (NVAE) read from `h` and the bottom-up
+      activation at that resolution, so prior and posterior share the
+      top-down path.
+
+    (Groups are numbered from the top, so the prior of `z_l` conditions on
+    the groups above it, `z_<l` here, `z_>l` in the ladder papers' order.)
+    The sample `z_l` is projected into `h`, then `num_cells` residual cells
+    update `h`. Every group's state also feeds the output through a skip
+    connection (a 1x1 conv, upsampled and summed), and a residual head at
+    the input resolution gives Bernoulli logits `p(x | z)`.
+
+    The ELBO is `E_q[log p(x|z)] - sum_l E_q[KL(q(z_l|x, z_<l) || p(z_l|z_<l))]`
+    with each group's KL in closed form given the sampled groups above it;
+    the logs report it per group (`kl_1` the top group, ..., `kl_L`) and in
+    total (`kl_loss = kl_1 + ... + kl_L`). `objective="iwae"` trains the
+    importance-weighted bound of Burda et al. (2016) with `k` samples of the
+    joint posterior instead, with the estimator of `keras_vae.losses` that
+    `log_likelihood` uses too.
+
+    Stability: log-variances are soft-clamped to `(-10, 10)`
+    (`10 * tanh(v / 10)`); the posterior starts equal to the prior (the
+    last conv of its residual is zero-initialised), the prior starts at
+    `N(0, I)` and adds nothing to `h` (zero-initialised too), and the last
+    conv of every residual cell and every latent projection is scaled by
+    `1 / sqrt(number of groups)` (VDVAE), so a deep stack starts close to
+    the identity.
+
+    Example configuration for 28x28 binarized MNIST: groups at 7x7 and
+    14x14 (`strides=(4, 2)`), or 7x7, 7x7 and 14x14
+    (`strides=(4, 4, 2)`, two groups at 7x7). Every stride must divide the
+    image's height and width and each stride the one above it
+    (`strides=(8, 2)` on 28x28 raises a `ValueError`: 28 is not divisible
+    by 8).
+
+    Args:
+        input_shape: tuple. Shape of one image `(height, width, channels)`,
+            pixel values in `[0, 1]`.
+        latent_channels: tuple of ints. Channels of each latent group, top
+            group first. Defaults to `(4, 8)`.
+        strides: tuple of ints, one per group, top group first,
+            non-increasing: how many times smaller than the image each
+            group's latent map is (`4`: a 7x7 map on 28x28 images). Defaults
+            to `(4, 2)`.
+        hidden_channels: int. Channels of the bottom-up and top-down paths.
+            Defaults to `32`.
+        num_cells: int. Residual cells per group in the top-down path, per
+            resolution in the bottom-up path and in the output head.
+            Defaults to `1`.
+        objective: `"elbo"` or `"iwae"`. Defaults to `"elbo"`.
+        num_importance_samples: int. Samples `k` of the IWAE objective;
+            must be `1` with `objective="elbo"`. Defaults to `1`.
+        kl_warmup_steps: int. Linearly ramps the KL weight (IWAE: the
+            weight of `log p(z) - log q(z|x)`) from 0 to 1 over this many
+            optimizer steps. `0` disables it. Defaults to `0`.
+        free_bits: float. Minimum KL in nats of each group in the ELBO
+            objective, applied to the group's batch-mean KL (Kingma et al.
+            2016): `sum_l max(KL_l, free_bits)`. The logged `kl_l` stay the
+            true KLs. A group whose KL stays under the floor for an epoch
+            is reported by a logged warning naming it. ELBO objective
+            only. Defaults to `0.0`.
+        seed: int or `None`. Seed of the model's noise. Defaults to `None`.
+        **kwargs: Base model keyword arguments (`name`, `dtype`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = HierarchicalVAE(
+    ...     input_shape=(28, 28, 1), latent_channels=(2, 2), strides=(4, 2),
+    ...     hidden_channels=8, seed=0)
+    >>> model.compile(optimizer="adam")
+    >>> x = (np.random.default_rng(0).random((16, 28, 28, 1)) > 0.5).astype("float32")
+    >>> history = model.fit(x, epochs=1, batch_size=8, verbose=0)
+    >>> sorted(history.history)
+    ['kl_1', 'kl_2', 'kl_loss', 'loss', 'reconstruction_loss']
+    >>> z_means, z_log_vars = model.encode(x[:3])
+    >>> [z.shape for z in z_means]
+    [(3, 7, 7, 2), (3, 14, 14, 2)]
+    >>> model.decode(z_means).shape
+    (3, 28, 28, 1)
+    >>> model.sample(2, temperature=0.7, seed=0).shape
+    (2, 28, 28, 1)
+    >>> model.log_likelihood(x[:2], num_samples=4).shape
+    (2,)
+    """
+
+    def __init__(
+        self,
+        input_shape,
+        latent_channels=(4, 8),
+        strides=(4, 2),
+        hidden_channels=32,
+        num_cells=1,
+        objective="elbo",
+        num_importance_samples=1,
+        kl_warmup_steps=0,
+        free_bits=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        # Set before the base class reads `loss_term_names`.
+        self.latent_channels = tuple(int(c) for c in latent_channels)
+        super().__init__(**kwargs)
+        self.input_shape_ = tuple(int(d) for d in input_shape)
+        self.strides = tuple(int(s) for s in strides)
+        self.hidden_channels = int(hidden_channels)
+        self.num_cells = int(num_cells)
+        self.objective = objective
+        self.num_importance_samples = int(num_importance_samples)
+        self.kl_warmup_steps = int(kl_warmup_steps)
+        self.free_bits = float(free_bits)
+        self.seed = seed
+        self._check_arguments()
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._build_networks()
+        self.built = True
+
+    @property
+    def loss_term_names(self):
+        groups = tuple(f"kl_{i + 1}" for i in range(len(self.latent_channels)))
+        return ("loss", "reconstruction_loss", "kl_loss") + groups
+
+    @property
+    def num_groups(self):
+        return len(self.latent_channels)
+
+    def latent_shapes(self):
+        """The `(height, width, channels)` of each latent group, top first."""
+        height, width = self.input_shape_[:2]
+        return [(height // s, width // s, c) for s, c in zip(self.strides, self.latent_channels)]
+
+    @property
+    def latent_dim(self):
+        """Total number of latent coordinates over every group."""
+        return int(sum(math.prod(shape) for shape in self.latent_shapes()))
+
+    def _check_arguments(self):
+        if len(self.input_shape_) != 3 or min(self.input_shape_) <= 0:
+            raise ValueError(
+                f"`input_shape` must be (height, width, channels), got {self.input_shape_}."
+            )
+        if not self.latent_channels or min(self.latent_channels) < 1:
+            raise ValueError(
+                "`latent_channels` must be a non-empty tuple of positive ints, got "
+                f"{self.latent_channels}."
+            )
+        if len(self.strides) != len(self.latent_channels):
+            raise ValueError(
+                f"`strides` needs one entry per latent group ({len(self.latent_channels)}), "
+                f"got {self.strides}."
+            )
+        height, width = self.input_shape_[:2]
+        for group, stride in enumerate(self.strides, start=1):
+            if stride < 1:
+                raise ValueError(f"`strides` must be positive ints, got {self.strides}.")
+            if height % stride or width % stride:
+                raise ValueError(
+                    f"Group {group}'s stride {stride} does not divide the image size "
+                    f"{height}x{width}: every stride must divide the height and width "
+                    "(e.g. strides (4, 2) for 28x28 images)."
+                )
+        for group in range(1, len(self.strides)):
+            above, below = self.strides[group - 1], self.strides[group]
+            if above < below or above % below:
+                raise ValueError(
+                    f"`strides` must be non-increasing from the top group, each dividing "
+                    f"the one above it; group {group + 1}'s stride {below} does not divide "
+                    f"group {group}'s {above} (strides {self.strides})."
+                )
+        if self.hidden_channels < 1 or self.num_cells < 0:
+            raise ValueError(
+                "`hidden_channels` must be >= 1 and `num_cells` >= 0, got "
+                f"{self.hidden_channels} and {self.num_cells}."
+            )
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {self.objective!r}.")
+        if self.num_importance_samples < 1:
+            raise ValueError(
+                f"`num_importance_samples` must be >= 1, got {self.num_importance_samples}."
+            )
+        if self.objective == "elbo" and self.num_importance_samples != 1:
+            raise ValueError(
+                "`num_importance_samples` > 1 needs objective='iwae' (the ELBO uses one "
+                f"sample), got {self.num_importance_samples}."
+            )
+        if self.kl_warmup_steps < 0 or self.free_bits < 0:
+            raise ValueError("`kl_warmup_steps` and `free_bits` must be >= 0.")
+        if self.objective == "iwae" and self.free_bits > 0:
+            raise ValueError(
+                "`free_bits` applies to the ELBO objective only (the IWAE bound has no "
+                "per-group KL term); pass free_bits=0 with objective='iwae'."
+            )
+
+    # ------------------------------------------------------------------
+    # Networks.
+
+    def _build_networks(self):
+        hidden = self.hidden_channels
+        height, width, channels = self.input_shape_
+        # Resolutions the bottom-up path visits, finest first.
+        self.scales = tuple(sorted(set(self.strides) | {1}))
+        residual_scale = 1.0 / math.sqrt(self.num_groups)
+
+        def conv(filters, size, name, zero=False, **kw):
+            init = "zeros" if zero else "glorot_uniform"
+            return layers.Conv2D(
+                filters, size, padding="same", kernel_initializer=init, name=name, **kw
+            )
+
+        def cell(name, shape):
+            block = ResidualBlock(hidden_dim=hidden, name=name)
+            block.build((None,) + shape)
+            block.conv_out.kernel.assign(block.conv_out.kernel * residual_scale)
+            return block
+
+        def map_shape(stride, depth=hidden):
+            return (height // stride, width // stride, depth)
+
+        self.stem = conv(hidden, 3, "stem")
+        self.stem.build((None,) + self.input_shape_)
+        self.bottom_up_cells = [
+            cell(f"bottom_up_{scale}_{i}", map_shape(scale))
+            for scale in self.scales
+            for i in range(self.num_cells)
+        ]
+        self.top_state = self.add_weight(
+            shape=map_shape(self.strides[0]), initializer="zeros", name="top_state"
+        )
+        self.priors, self.posteriors, self.projections = [], [], []
+        self.top_down_cells, self.skips = [], []
+        for group, (stride, depth) in enumerate(zip(self.strides, self.latent_channels), 1):
+            state = map_shape(stride)
+            self.priors.append(
+                keras.Sequential(
+                    [
+                        keras.Input(state),
+                        conv(hidden, 3, "hidden", activation="silu"),
+                        conv(2 * depth + hidden, 1, "params", zero=True),
+                    ],
+                    name=f"prior_{group}",
+                )
+            )
+            self.posteriors.append(
+                keras.Sequential(
+                    [
+                        keras.Input(map_shape(stride, 2 * hidden)),
+                        conv(hidden, 3, "hidden", activation="silu"),
+                        conv(2 * depth, 1, "params", zero=True),
+                    ],
+                    name=f"posterior_{group}",
+                )
+            )
+            projection = conv(hidden, 1, f"projection_{group}")
+            projection.build((None,) + map_shape(stride, depth))
+            projection.kernel.assign(projection.kernel * residual_scale)
+            self.projections.append(projection)
+            self.top_down_cells.extend(
+                cell(f"top_down_{group}_{i}", state) for i in range(self.num_cells)
+            )
+            skip = conv(hidden, 1, f"skip_{group}")
+            skip.build((None,) + state)
+            self.skips.append(skip)
+        self.output_cells = [cell(f"output_{i}", map_shape(1)) for i in range(self.num_cells)]
+        # Logits stay float32 under a mixed-precision policy.
+        self.output_conv = conv(channels, 3, "output", dtype="float32")
+        self.output_conv.build((None,) + map_shape(1))
+
+    def _bottom_up(self, x, training=False):
+        """Bottom-up activations, a dict from stride to `(batch, h, w, hidden)`."""
+        h = self.stem(x)
+        activations, current = {}, 1
+        for index, scale in enumerate(self.scales):
+            if scale > current:
+                factor = scale // current
+                h = ops.average_pool(h, factor, strides=factor, padding="valid")
+                current = scale
+            for cell in self.bottom_up_cells[index * self.num_cells : (index + 1) * self.num_cells]:
+                h = cell(h, training=training)
+            activations[scale] = h
+        return activations
+
+    def _top_down(
+        self,
+        batch,
+        activations=None,
+        latents=(),
+        noise=None,
+        temperature=1.0,
+        mean_latents=False,
+        seed=None,
+        training=False,
+    ):
+        """Runs the top-down path from the top group down.
+
+        Group `l`'s latent is `latents[l]` when given; otherwise it is drawn
+        from the posterior when `activations` (the bottom-up path's) are
+        given, else from the prior with its standard deviation times
+        `temperature`. The draw uses `noise[l]` (standard normal) when
+        `noise` is given, else the generator `seed`; `mean_latents=True`
+        takes the mean instead.
+
+        Returns `(logits, groups)`; `groups` holds one dict per group with
+        `z`, `p_mean`, `p_log_var` and, from the posterior, `q_mean`,
+        `q_log_var`.
+        """
+        h = ops.broadcast_to(
+            ops.cast(self.top_state, self.compute_dtype)[None],
+            (batch,) + tuple(self.top_state.shape),
+        )
+        stride = self.strides[0]
+        skip_sum = 0.0
+        groups = []
+        for group, depth in enumerate(self.latent_channels):
+            if self.strides[group] < stride:
+                h = _upsample(h, stride // self.strides[group])
+                stride = self.strides[group]
+            params = self.priors[group](h, training=training)
+            p_mean = params[..., :depth]
+            p_raw = params[..., depth : 2 * depth]
+            feature = params[..., 2 * depth :]
+            p_log_var = _soft_clamp(p_raw)
+            entry = {"p_mean": p_mean, "p_log_var": p_log_var}
+            eps = None if noise is None else noise[group]
+            if group < len(latents):
+                z = ops.cast(latents[group], self.compute_dtype)
+            elif activations is not None:
+                delta = self.posteriors[group](
+                    ops.concatenate([h, activations[stride]], axis=-1), training=training
+                )
+                q_mean = p_mean + delta[..., :depth]
+                q_log_var = _soft_clamp(p_raw + delta[..., depth:])
+                entry.update(q_mean=q_mean, q_log_var=q_log_var)
+                z = (
+                    q_mean
+                    if mean_latents
+                    else losses.reparameterize(q_mean, q_log_var, seed=seed, noise=eps)
+                )
+            elif mean_latents or temperature == 0:
+                z = p_mean
+            else:
+                log_var = p_log_var + 2.0 * math.log(temperature)
+                z = losses.reparameterize(p_mean, log_var, seed=seed, noise=eps)
+            entry["z"] = z
+            groups.append(entry)
+            h = h + feature + self.projections[group](z)
+            cells = self.top_down_cells[group * self.num_cells : (group + 1) * self.num_cells]
+            for cell in cells:
+                h = cell(h, training=training)
+            skip_sum = skip_sum + _upsample(self.skips[group](h), stride)
+        h = _upsample(h, stride) + skip_sum
+        for cell in self.output_cells:
+            h = cell(h, training=training)
+        logits = self.output_conv(keras.activations.silu(h))
+        return logits, groups
+
+    # ------------------------------------------------------------------
+    # Math (keras.ops only; used by the train step and the public verbs).
+
+    def _posterior_pass(self, x, num_samples=1, seed=None, noise=None, training=False):
+        """`num_samples` draws of the joint posterior for each example of `x`.
+
+        Returns a dict of per-draw vectors of length `num_samples * batch`,
+        sample-major (draw `s` of example `b` at `s * batch + b`):
+        `log_px_z`, `log_pz` (the joint prior density of all groups),
+        `log_qz` (the joint posterior density) and `kls`, one closed-form KL
+        per group given the sampled groups above it.
+        """
+        activations = self._bottom_up(x, training=training)
+        batch = ops.shape(x)[0]
+        if num_samples > 1:
+            x = ops.tile(x, (num_samples, 1, 1, 1))
+            activations = {s: ops.tile(a, (num_samples, 1, 1, 1)) for s, a in activations.items()}
+        logits, groups = self._top_down(
+            batch * num_samples, activations, noise=noise, seed=seed, training=training
+        )
+        log_pz, log_qz, kls = 0.0, 0.0, []
+        for g in groups:
+            log_pz += _sum_over_map(
+                losses.diagonal_gaussian_log_prob(g["z"], g["p_mean"], g["p_log_var"])
+            )
+            log_qz += _sum_over_map(
+                losses.diagonal_gaussian_log_prob(g["z"], g["q_mean"], g["q_log_var"])
+            )
+            kls.append(
+                _sum_over_map(
+                    losses.diagonal_gaussian_kl(
+                        g["q_mean"], g["q_log_var"], g["p_mean"], g["p_log_var"]
+                    )
+                )
+            )
+        return {
+            "log_px_z": losses.bernoulli_log_likelihood(x, logits),
+            "log_pz": log_pz,
+            "log_qz": log_qz,
+            "kls": kls,
+        }
+
+    def kl_weight(self, step):
+        """The KL weight of the linear warm-up at optimizer step `step`."""
+        if self.kl_warmup_steps > 0:
+            return ops.minimum(1.0, (step + 1.0) / self.kl_warmup_steps)
+        return 1.0
+
+    def compute_loss_terms(self, x, training=False):
+        step = self.advance_step(training)
+        k = self.num_importance_samples
+        draws = self._posterior_pass(x, k, seed=self.seed_generator, training=training)
+        reconstruction_loss = -ops.mean(draws["log_px_z"])
+        kl_means = [ops.mean(kl) for kl in draws["kls"]]
+        weight = self.kl_weight(step)
+        if self.objective == "elbo":
+            penalty = sum(
+                ops.maximum(kl, self.free_bits) if self.free_bits > 0 else kl for kl in kl_means
+            )
+            loss = reconstruction_loss + weight * penalty
+        else:
+            log_weights = losses.importance_log_weights(
+                draws["log_px_z"], weight * draws["log_pz"], weight * draws["log_qz"]
+            )
+            log_weights = ops.reshape(log_weights, (k, -1))
+            loss = -ops.mean(losses.importance_sampled_log_likelihood(log_weights, axis=0))
+        terms = {
+            "loss": loss,
+            "reconstruction_loss": reconstruction_loss,
+            "kl_loss": sum(kl_means),
+        }
+        terms.update({f"kl_{i + 1}": kl for i, kl in enumerate(kl_means)})
+        return terms
+
+    def call(self, inputs, training=None):
+        activations = self._bottom_up(inputs, training=training)
+        logits, groups = self._top_down(
+            ops.shape(inputs)[0], activations, seed=self.seed_generator, training=training
+        )
+        return {
+            "reconstruction": ops.sigmoid(logits),
+            "z_mean": self._flatten([g["q_mean"] for g in groups]),
+            "z_log_var": self._flatten([g["q_log_var"] for g in groups]),
+            "z": self._flatten([g["z"] for g in groups]),
+        }
+
+    def _flatten(self, maps):
+        """Concatenates per-group maps into `(batch, latent_dim)`, top first."""
+        return ops.concatenate([ops.reshape(m, (ops.shape(m)[0], -1)) for m in maps], axis=-1)
+
+    def _split(self, flat):
+        """Inverse of `_flatten`: `(batch, latent_dim)` to per-group maps."""
+        maps, start = [], 0
+        for shape in self.latent_shapes():
+            size = math.prod(shape)
+            maps.append(ops.reshape(flat[:, start : start + size], (-1,) + shape))
+            start += size
+        return maps
+
+    # ------------------------------------------------------------------
+    # Fit: warns about collapsed groups.
+
+    def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, _GroupCollapseWarning) for c in callbacks):
+            callbacks.append(_GroupCollapseWarning())
+        return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
+
+    # ------------------------------------------------------------------
+    # Input checks.
+
+    def validate_inputs(self, x):
+        x = np.asarray(x)
+        self.check_image_batch(x, self.input_shape_)
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                "A Bernoulli likelihood needs inputs in [0, 1]; got values in "
+                f"[{x.min()}, {x.max()}]. Scale pixels with x / 255."
+            )
+
+    def _checked_latents(self, latents):
+        if not isinstance(latents, (list, tuple)):
+            raise ValueError(
+                "Expected a list of latent maps, one per group from the top "
+                f"(shapes {self.latent_shapes()}), got {type(latents).__name__}."
+            )
+        if len(latents) > self.num_groups:
+            raise ValueError(
+                f"Expected at most {self.num_groups} latent groups, got {len(latents)}."
+            )
+        checked = []
+        for group, (z, shape) in enumerate(zip(latents, self.latent_shapes()), start=1):
+            z = np.asarray(z, dtype="float32")
+            if z.ndim != 4 or tuple(z.shape[1:]) != shape:
+                raise ValueError(
+                    f"Expected group {group}'s latents of shape "
+                    f"(batch, {', '.join(map(str, shape))}), got {z.shape}."
+                )
+            checked.append(z)
+        if len({len(z) for z in checked}) > 1:
+            raise ValueError("Every group's latents must have the same batch size.")
+        return checked
+
+    # ------------------------------------------------------------------
+    # Public verbs: NumPy in, NumPy out, batched.
+
+    def encode(self, x, batch_size=256):
+        """Posterior parameters of every group, top first (NumPy).
+
+        Each group's `q(z_l | x, z_<l)` is computed with the groups above it
+        at their posterior means.
+
+        Returns:
+            `(z_means, z_log_vars)`: two lists with one array of shape
+            `(n, h_l, w_l, c_l)` per group.
+        """
+        x = self._checked(x)
+
+        def batch_encode(xb):
+            activations = self._bottom_up(xb)
+            _, groups = self._top_down(ops.shape(xb)[0], activations, mean_latents=True)
+            return tuple(g["q_mean"] for g in groups) + tuple(g["q_log_var"] for g in groups)
+
+        outputs = self._run_batched(batch_encode, [x], batch_size)
+        return list(outputs[: self.num_groups]), list(outputs[self.num_groups :])
+
+    def decode(self, latents, temperature=1.0, seed=None, batch_size=256):
+        """Pixel probabilities of `p(x | z)` from a list of group latents.
+
+        Args:
+            latents: list of arrays, one per group from the top, of shapes
+                `(n, h_l, w_l, c_l)` (see `latent_shapes()`). A list of the
+                top `m < L` groups fixes those and draws the lower groups
+                from the prior: what each group encodes.
+            temperature: float. Scales the prior's standard deviation of the
+                groups drawn. Defaults to `1.0`.
+            seed: int or `None`. Seed of the groups drawn.
+            batch_size: int. Defaults to `256`.
+        """
+        latents = self._checked_latents(latents)
+        if not latents:
+            raise ValueError("Pass at least the top group's latents (use `sample` for none).")
+        generator = keras.random.SeedGenerator(seed)
+
+        def batch_decode(*zb):
+            logits, _ = self._top_down(
+                ops.shape(zb[0])[0], latents=zb, temperature=temperature, seed=generator
+            )
+            return ops.sigmoid(logits)
+
+        return self._run_batched(batch_decode, latents, batch_size)
+
+    def reconstruct(self, x, batch_size=256):
+        """Decodes each input with every group at its posterior mean:
+        `decode(encode(x)[0])`."""
+        x = self._checked(x)
+
+        def batch_reconstruct(xb):
+            activations = self._bottom_up(xb)
+            logits, _ = self._top_down(ops.shape(xb)[0], activations, mean_latents=True)
+            return ops.sigmoid(logits)
+
+        return self._run_batched(batch_reconstruct, [x], batch_size)
+
+    def sample(self, num_samples, temperature=1.0, seed=None, batch_size=256):
+        """Images from the prior, every group drawn top-down.
+
+        Args:
+            num_samples: int. How many images.
+            temperature: float >= 0. Scales every group's prior standard
+                deviation (`0.7` gives cleaner, less diverse samples; `0`
+                the prior means). Defaults to `1.0`.
+            seed: int or `None`. The same seed gives the same images on a
+                backend. Defaults to `None`.
+            batch_size: int. Defaults to `256`.
+        """
+        num_samples = int(num_samples)
+        if num_samples < 1:
+            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        if not temperature >= 0:
+            raise ValueError(f"`temperature` must be >= 0, got {temperature}.")
+        generator = keras.random.SeedGenerator(seed)
+        chunks = []
+        for start in range(0, num_samples, batch_size):
+            n = min(batch_size, num_samples - start)
+            logits, _ = self._top_down(n, temperature=float(temperature), seed=generator)
+            chunks.append(ops.convert_to_numpy(ops.sigmoid(logits)))
+        return np.concatenate(chunks)
+
+    def elbo(self, x, num_samples=1, batch_size=256, seed=None):
+        """Per-example ELBO in nats, averaged over `num_samples` posterior
+        draws (closed-form KL of each group given the groups above it)."""
+        x = self._checked(x)
+        num_samples = int(num_samples)
+        if num_samples < 1:
+            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        generator = keras.random.SeedGenerator(seed)
+
+        def batch_elbo(xb):
+            draws = self._posterior_pass(xb, num_samples, seed=generator)
+            values = draws["log_px_z"] - sum(draws["kls"])
+            return ops.mean(ops.reshape(values, (num_samples, -1)), axis=0)
+
+        return self._run_batched(batch_elbo, [x], batch_size)
+
+    def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=0, max_decode=4096):
+        """Importance-sampled estimate of `log p(x)` in nats, per example.
+
+        The IWAE bound of Burda et al. (2016) with the joint posterior
+        `q(z_1..z_L | x)` as proposal and the joint prior: `log mean_k
+        p(x|z^k) prod_l p(z_l^k|z_<l^k) / q(z_l^k|x, z_<l^k)`
+        (`losses.importance_sampled_log_likelihood`). Draws are made in
+        chunks of at most `max_decode` images.
+
+        Args:
+            x: array of shape `(n, *input_shape)`.
+            num_samples: int. Importance samples per example.
+            batch_size: int. Inputs at once. Defaults to `min(n, 500,
+                max_decode)`.
+            seed: int. Seed of the importance samples. Defaults to `0`.
+            max_decode: int. Largest number of images decoded in one call.
+
+        Returns:
+            NumPy array of shape `(n,)`.
+        """
+        x = self._checked(x)
+        num_samples = int(num_samples)
+        if num_samples < 1:
+            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        batch_size = batch_size or max(1, min(len(x), 500, max_decode))
+        generator = keras.random.SeedGenerator(seed)
+        results = []
+        for start in range(0, len(x), batch_size):
+            xb = ops.convert_to_tensor(x[start : start + batch_size])
+            per_chunk = max(1, max_decode // int(xb.shape[0]))
+            log_weights = []
+            for done in range(0, num_samples, per_chunk):
+                k = min(per_chunk, num_samples - done)
+                draws = self._posterior_pass(xb, k, seed=generator)
+                log_w = losses.importance_log_weights(
+                    draws["log_px_z"], draws["log_pz"], draws["log_qz"]
+                )
+                log_weights.append(ops.reshape(log_w, (k, -1)))
+            log_weights = ops.concatenate(log_weights, axis=0)
+            results.append(
+                ops.convert_to_numpy(losses.importance_sampled_log_likelihood(log_weights, axis=0))
+            )
+        return np.concatenate(results)
+
+    def anomaly_score(self, x, num_samples=1, seed=None, batch_size=256):
+        """Per-example anomaly score in nats (higher: more anomalous): the
+        negative ELBO (`num_samples=1`) or the negative importance-sampled
+        log-likelihood with `num_samples` samples."""
+        num_samples = int(num_samples)
+        if num_samples < 1:
+            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        if num_samples > 1:
+            return -self.log_likelihood(x, num_samples=num_samples, seed=seed or 0)
+        return -self.elbo(x, seed=seed, batch_size=batch_size)
+
+    # ------------------------------------------------------------------
+    # Serving protocol (keras_vae.export): every group's latents flattened
+    # and concatenated, top group first, into one `z` of `latent_dim`.
+
+    def serving_spec(self, score_num_samples=1):
+        return {
+            "inputs": ("images", self.input_shape_, "float32"),
+            "codes": ("z", (self.latent_dim,), "float32"),
+            "sample_noise": ((self.latent_dim,), "normal"),
+            "score_noise": ((int(score_num_samples), self.latent_dim), "normal"),
+        }
+
+    def encode_tensor(self, inputs):
+        activations = self._bottom_up(inputs)
+        _, groups = self._top_down(ops.shape(inputs)[0], activations, mean_latents=True)
+        return {
+            "z_mean": self._flatten([g["q_mean"] for g in groups]),
+            "z_log_var": self._flatten([g["q_log_var"] for g in groups]),
+        }
+
+    def decode_tensor(self, codes):
+        latents = self._split(ops.cast(codes, "float32"))
+        logits, _ = self._top_down(ops.shape(codes)[0], latents=latents)
+        return {"images": ops.sigmoid(logits)}
+
+    def reconstruct_tensor(self, inputs):
+        activations = self._bottom_up(inputs)
+        logits, _ = self._top_down(ops.shape(inputs)[0], activations, mean_latents=True)
+        return {"reconstruction": ops.sigmoid(logits)}
+
+    def sample_from_noise(self, noise):
+        noise = self._split(ops.cast(noise, "float32"))
+        logits, _ = self._top_down(ops.shape(noise[0])[0], noise=noise)
+        return {"samples": ops.sigmoid(logits)}
+
+    def score_from_noise(self, inputs, noise):
+        """Negative ELBO (`noise` of shape `(batch, 1, latent_dim)`, closed-form
+        KLs) or negative IWAE bound (`(batch, k, latent_dim)`, `k > 1`)."""
+        inputs = ops.cast(inputs, "float32")
+        noise = ops.cast(noise, "float32")
+        k = noise.shape[1]
+        # (batch, k, D) -> sample-major (k * batch, D), as `_posterior_pass`.
+        flat = ops.reshape(ops.transpose(noise, (1, 0, 2)), (-1, self.latent_dim))
+        draws = self._posterior_pass(inputs, k, noise=self._split(flat))
+        if k == 1:
+            return {"score": sum(draws["kls"]) - draws["log_px_z"]}
+        log_w = losses.importance_log_weights(draws["log_px_z"], draws["log_pz"], draws["log_qz"])
+        log_w = ops.reshape(log_w, (k, -1))
+        return {"score": -losses.importance_sampled_log_likelihood(log_w, axis=0)}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_shape": self.input_shape_,
+            "latent_channels": self.latent_channels,
+            "strides": self.strides,
+            "hidden_channels": self.hidden_channels,
+            "num_cells": self.num_cells,
+            "objective": self.objective,
+            "num_importance_samples": self.num_importance_samples,
+            "kl_warmup_steps": self.kl_warmup_steps,
+            "free_bits": self.free_bits,
+            "seed": self.seed,
+        }
+
+
+class _GroupCollapseWarning(keras.callbacks.Callback):
+    """Logs a warning naming each latent group whose KL ended training
+    (the last epoch's mean) under `max(free_bits, COLLAPSE_NATS)` nats: it
+    encodes (almost) nothing about the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.last_logs = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last_logs = dict(logs or {})
+        self.epochs = epoch + 1
+
+    def on_train_end(self, logs=None):
+        model = self.model
+        floor = max(model.free_bits, COLLAPSE_NATS)
+        for group, shape in enumerate(model.latent_shapes(), start=1):
+            kl = self.last_logs.get(f"kl_{group}")
+            if kl is None or not float(kl) < floor:
+                continue
+            logger.warning(
+                "%s: latent group %d (kl_%d, a %s map) has collapsed after %d epochs: its "
+                "KL is %.4f nats, under the floor of %.4f nats (free bits %g); it carries "
+                "almost no information about the input.",
+                model.name,
+                group,
+                group,
+                "x".join(map(str, shape)),
+                self.epochs,
+                float(kl),
+                floor,
+                model.free_bits,
+            )
