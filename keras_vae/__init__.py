@@ -8,7 +8,7 @@ Example:
 >>> model = kv.VAE(input_shape=(28, 28, 1), latent_dim=8)
 """
 
-from keras_vae import datasets, layers, losses, metrics, presets, samplers
+from keras_vae import compression, datasets, layers, losses, metrics, presets, samplers
 from keras_vae.callbacks import NaNGuard
 from keras_vae.export import export_saved_model
 from keras_vae.models import (
@@ -35,6 +35,7 @@ __all__ = [
     "TransformerPrior",
     "VAE",
     "VQVAE",
+    "compression",
     "datasets",
     "export_saved_model",
     "from_preset",
