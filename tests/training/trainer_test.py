@@ -169,3 +169,90 @@ def test_conv_vae_trains_on_a_last_batch_of_one_example():
     history = model.fit(x, epochs=1, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert np.isfinite(model.evaluate(x[:1], verbose=0, return_dict=True)["loss"])
+
+
+def mlp_vae():
+    return VAE(input_shape=(4,), latent_dim=2, architecture="mlp", hidden_dims=(8,), seed=0)
+
+
+class Batches(keras.utils.PyDataset):
+    def __init__(self, x, batch_size):
+        super().__init__()
+        self.x, self.batch_size = x, batch_size
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        return self.x[index * self.batch_size : (index + 1) * self.batch_size]
+
+
+def as_kind(x, kind):
+    """`x` as one whole batch of the input kind `kind`."""
+    if kind == "tensor":
+        return ops.convert_to_tensor(x)  # this backend's tensor
+    if kind == "tf_data":
+        return tf.data.Dataset.from_tensor_slices(x).batch(len(x))
+    if kind == "tf_data_tuples":
+        return tf.data.Dataset.from_tensor_slices((x,)).batch(len(x))
+    if kind == "generator":
+        return ((x,) for _ in range(1))
+    return Batches(x, len(x))
+
+
+KINDS = ["tensor", "tf_data", "tf_data_tuples", "generator", "py_dataset"]
+BAD_INPUTS = [
+    (np.zeros((8, 3), "float32"), "shape"),
+    (np.full((8, 4), 255.0, "float32"), "\\[0, 1\\]"),
+    (np.full((8, 4), np.nan, "float32"), "NaN"),
+    (np.zeros((8, 4), "int32"), "dtype int32"),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_input_kind_is_checked_like_numpy(kind):
+    """fit / evaluate / predict refuse a bad tf.data set, generator,
+    PyDataset or backend tensor with the NumPy array's message, before a
+    weight changes."""
+    model = mlp_vae()
+    model.compile(optimizer="adam")
+    before = model.get_weights()
+    good = np.full((8, 4), 0.5, "float32")
+    for x, pattern in BAD_INPUTS:
+        with pytest.raises(ValueError, match=pattern) as numpy_error:
+            model.fit(x, batch_size=8, verbose=0)
+        calls = {
+            "fit": lambda data: model.fit(data, verbose=0),
+            "validation": lambda data: model.fit(
+                good, validation_data=data, batch_size=8, verbose=0
+            ),
+            "evaluate": lambda data: model.evaluate(data, verbose=0),
+            "predict": lambda data: model.predict(data, verbose=0),
+        }
+        for verb, call in calls.items():
+            with pytest.raises(ValueError) as error:
+                call(as_kind(x, kind))
+            assert str(error.value) == str(numpy_error.value), (verb, x.dtype)
+    for after, original in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(after, original)
+
+
+def test_the_checked_generator_still_yields_every_batch():
+    model = mlp_vae()
+    model.compile(optimizer="adam")
+    x = np.random.default_rng(0).random((12, 4)).astype("float32")
+    model.fit(((x[i : i + 4],) for i in range(0, 12, 4)), epochs=1, verbose=0)
+    assert value(model.optimizer.iterations) == 3  # the peeked batch included
+    assert value(model.steps_trained) == 3
+
+
+def test_eager_verbs_take_backend_tensors_and_check_them():
+    model = mlp_vae()
+    x = np.random.default_rng(0).random((3, 4)).astype("float32")
+    np.testing.assert_allclose(
+        model.encode(ops.convert_to_tensor(x))[0], model.encode(x)[0], atol=1e-6
+    )
+    with pytest.raises(ValueError, match="\\[0, 1\\]"):
+        model.elbo(ops.convert_to_tensor(x * 255))
+    with pytest.raises(ValueError, match="NaN"):
+        model.decode(ops.convert_to_tensor(np.full((1, 2), np.nan, "float32")))
