@@ -23,6 +23,8 @@ def test_smoke_run_writes_a_loadable_preset_with_samples(tmp_path):
     assert metrics["test_images"] == 64 and metrics["check_images"] == 64
     assert 0 < metrics["test_mse"] < 1 and metrics["test_prior_bits_per_code"] > 0
     assert 1 <= metrics["test_codes_used"] <= metrics["num_embeddings"]
+    assert metrics["test_codes_used_thresholded"] <= metrics["test_codes_used"]
+    assert 0 <= metrics["test_mse_clipped"] <= metrics["test_mse"]
     assert (output / stored["samples"]["file"]).is_file()
     ((x_test, _),) = kv.datasets.load("mnist", ("test",))
     np.testing.assert_array_equal(

@@ -19,10 +19,27 @@ CHECK_IMAGES = 1000
 CHECK_SEED = 0
 REFERENCE_IMAGES = 4
 NUM_SAMPLES = 64
+# A code counts as used (thresholded) when it takes at least a tenth of
+# its uniform share of the positions, USAGE_SHARE / num_embeddings.
+USAGE_SHARE = 0.1
 
 
 def code_statistics(codes, num_embeddings):
     """Perplexity and usage of the codebook over a set of code grids.
+
+    All figures come from one histogram of the code indices over every
+    evaluated position (images x grid cells), not per batch:
+
+    - `perplexity`: `exp` of the entropy (nats) of that histogram; `K` when
+      the `K` codes are used equally, 1 when one code takes everything.
+      (Training logs average a per-batch perplexity, which is lower.)
+    - `usage` / `codes_used`: the fraction / number of codes used at least
+      once. One position is enough, so it can read 100% while some codes
+      are all but dead.
+    - `usage_thresholded` / `codes_used_thresholded`: codes used by at
+      least `USAGE_SHARE / K` of the positions, a tenth of the uniform
+      share (`usage_threshold_positions` positions, rounded up).
+    - `min_code_count`: positions of the rarest code; `positions` in all.
 
     Example:
 
@@ -30,15 +47,55 @@ def code_statistics(codes, num_embeddings):
     >>> from keras_vae.runner.families.vq_vae import code_statistics
     >>> code_statistics(np.array([[0, 1], [1, 0]]), 4)["usage"]
     0.5
+    >>> stats = code_statistics(np.array([0] * 97 + [1, 1, 2]), 4)
+    >>> stats["usage"], stats["usage_thresholded"], stats["min_code_count"]
+    (0.75, 0.25, 0)
     """
     counts = np.bincount(np.asarray(codes).ravel(), minlength=num_embeddings)
     probs = counts / counts.sum()
     nonzero = probs[probs > 0]
+    threshold = math.ceil(USAGE_SHARE * counts.sum() / num_embeddings)
     return {
         "perplexity": float(np.exp(-np.sum(nonzero * np.log(nonzero)))),
         "usage": float(np.mean(counts > 0)),
         "codes_used": int(np.sum(counts > 0)),
+        "usage_thresholded": float(np.mean(counts >= threshold)),
+        "codes_used_thresholded": int(np.sum(counts >= threshold)),
+        "usage_threshold_positions": int(threshold),
+        "min_code_count": int(counts.min()),
+        "positions": int(counts.sum()),
     }
+
+
+def mean_squared_errors(model, x):
+    """`(mse, mse_clipped)` of the reconstructions of `x`: the decoder's
+    raw outputs (not bounded to the data's `[0, 1]`) and the same
+    clipped to `[0, 1]`, as an image would be displayed or stored."""
+    reconstruction = np.asarray(model.reconstruct(x))
+    clipped = np.clip(reconstruction, 0.0, 1.0)
+    return float(np.mean((reconstruction - x) ** 2)), float(np.mean((clipped - x) ** 2))
+
+
+def reconstruction_metrics(model, x_test):
+    """The test figures of a VQ-VAE that need no prior: `(metrics, codes)`
+    with the raw and clipped MSE (`test_mse`, `test_mse_clipped`) and the
+    codebook statistics of `code_statistics` over every position of
+    `x_test`'s code grids (`test_perplexity`, `test_codebook_usage`, ...)."""
+    metrics = {}
+    metrics["test_mse"], metrics["test_mse_clipped"] = mean_squared_errors(model, x_test)
+    codes = np.asarray(model.encode(x_test))
+    stats = code_statistics(codes, model.num_embeddings)
+    metrics["test_perplexity"] = stats["perplexity"]
+    metrics["test_codebook_usage"] = stats["usage"]
+    metrics["test_codes_used"] = stats["codes_used"]
+    metrics["test_codebook_usage_thresholded"] = stats["usage_thresholded"]
+    metrics["test_codes_used_thresholded"] = stats["codes_used_thresholded"]
+    metrics["usage_threshold_share"] = USAGE_SHARE
+    metrics["usage_threshold_positions"] = stats["usage_threshold_positions"]
+    metrics["test_min_code_count"] = stats["min_code_count"]
+    metrics["test_code_positions"] = stats["positions"]
+    metrics["num_embeddings"] = model.num_embeddings
+    return metrics, codes
 
 
 class VQVAEFamily(Family):
@@ -140,19 +197,12 @@ class VQVAEFamily(Family):
     def evaluate(self, model, run_dir, recipe, data, options):
         start = time.time()
         x_test = data["test"]
-        metrics = {}
-        metrics["test_mse"] = float(np.mean((model.reconstruct(x_test) - x_test) ** 2))
-        codes = model.encode(x_test)
-        stats = code_statistics(codes, model.num_embeddings)
-        metrics["test_perplexity"] = stats["perplexity"]
-        metrics["test_codebook_usage"] = stats["usage"]
-        metrics["test_codes_used"] = stats["codes_used"]
-        metrics["num_embeddings"] = model.num_embeddings
+        metrics, codes = reconstruction_metrics(model, x_test)
         metrics["test_prior_bits_per_code"] = model.prior.bits_per_code(codes)
         metrics["test_images"] = int(len(x_test))
         check = x_test[:CHECK_IMAGES]
         metrics["check_images"] = int(len(check))
-        metrics["check_mse"] = float(np.mean((model.reconstruct(check) - check) ** 2))
+        metrics["check_mse"], metrics["check_mse_clipped"] = mean_squared_errors(model, check)
         metrics["check_prior_bits_per_code"] = model.prior.bits_per_code(model.encode(check))
         metrics["eval_seconds"] = round(time.time() - start, 1)
         return metrics
