@@ -335,7 +335,10 @@ def save_to_preset(model, preset_dir, metadata=None):
     except TypeError as error:
         raise ValueError(f"`metadata` must be JSON-serializable: {error}") from None
     preset_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{preset_dir.name}.", dir=preset_dir.parent))
+    recover_preset_dir(preset_dir)
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{preset_dir.name}.tmp-{os.getpid()}-", dir=preset_dir.parent)
+    )
     try:
         config = keras.saving.serialize_keras_object(model)
         # A preset is the model, not a training session: loading it must
@@ -376,14 +379,54 @@ def _save_weights_only(model, path):
 
 
 def _replace_dir(src, dst):
-    """Moves folder `src` to `dst`, replacing `dst` (near-atomically)."""
+    """Moves folder `src` to `dst`, replacing `dst`: the old folder is
+    renamed aside (`.<name>.old-<pid>`), the new one renamed in, then the
+    old one deleted. A kill between the renames leaves the aside folder,
+    which `recover_preset_dir` puts back."""
     if dst.exists():
         old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
         os.replace(dst, old)
         os.replace(src, dst)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(src, dst)
+
+
+def _pid_alive(pid):
+    """Whether process `pid` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # exists, another user's
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def recover_preset_dir(preset_dir):
+    """Cleans up after a preset writer that was killed mid-way.
+
+    A writer killed between its renames (see `_replace_dir`) leaves the
+    old folder aside and `preset_dir` missing: the old folder is put back.
+    Aside and temporary folders of writers no longer running are deleted.
+    Called by `save_to_preset` and by the runner before training.
+    """
+    preset_dir = Path(preset_dir)
+    parent = preset_dir.absolute().parent
+    if not parent.is_dir():
+        return
+    leftovers = []
+    for kind in ("old", "tmp"):
+        for path in parent.glob(f".{preset_dir.name}.{kind}-*"):
+            pid = path.name[len(f".{preset_dir.name}.{kind}-") :].split("-")[0]
+            if path.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+                leftovers.append((kind, path))
+    asides = sorted((p for k, p in leftovers if k == "old"), key=lambda p: p.stat().st_mtime)
+    if asides and not preset_dir.exists():
+        os.replace(asides.pop(), preset_dir)
+    for path in asides + [p for k, p in leftovers if k == "tmp"]:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------

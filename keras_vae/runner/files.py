@@ -6,6 +6,7 @@ the callbacks' counters, the accumulated training time, the cached
 evaluation chunks and the commands that worked on the run.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import keras
@@ -33,6 +35,170 @@ def read_json(path, default=None):
     """The JSON object in `path`, or `default` when there is no such file."""
     path = Path(path)
     return json.loads(path.read_text()) if path.is_file() else default
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that this run must not use: another live run holds
+    it, or it was started with other options."""
+
+
+LOCK_FILE = "run.lock"
+IDENTITY_FILE = "run.json"
+
+
+@contextlib.contextmanager
+def locked(run_dir):
+    """Holds the run folder for this process while the block runs.
+
+    The lock is `run_dir / "run.lock"`, holding the process id. A lock of a
+    live process is refused (`RunFolderError`: two runs writing one run
+    folder would mix their checkpoints); one left by a dead process (a
+    kill) is taken over.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_vae.runner import files
+    >>> with files.locked(tempfile.mkdtemp()):
+    ...     pass
+    """
+    path = Path(run_dir) / LOCK_FILE
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = None  # torn, or just removed: taken over below
+            if pid is not None and presets._pid_alive(pid):
+                raise RunFolderError(
+                    f"Run folder {str(run_dir)!r} is in use by process {pid} (another run "
+                    f"of this recipe); wait for it to finish, stop it, or pass another "
+                    f"--run-dir (if no such run is going, delete {str(path)!r})."
+                ) from None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise RunFolderError(f"Could not lock run folder {str(run_dir)!r}.")
+    try:
+        yield Path(run_dir)
+    finally:
+        try:
+            if int(path.read_text().split()[0]) == os.getpid():
+                path.unlink()
+        except (OSError, ValueError, IndexError):
+            pass
+
+
+def _flatten(obj, prefix=""):
+    if isinstance(obj, dict):
+        flat = {}
+        for key, value in obj.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): obj}
+
+
+def check_identity(run_dir, recipe, key, options=None):
+    """Refuses to resume a run folder started with another recipe or options.
+
+    The first run in `run_dir` records its `recipe`, its run `key` (what
+    else changes the run, e.g. the epochs) and its `options` in
+    `run.json`; a later run there must have the same recipe and key, or
+    `RunFolderError` names what differs (a resumed run would otherwise
+    record options it did not train with). A folder without `run.json`
+    (made by an older version) is taken as is.
+    """
+    path = Path(run_dir) / IDENTITY_FILE
+    given = {} if options is None else vars(options)
+    options = {
+        k: v
+        for k, v in sorted(given.items())
+        if isinstance(v, (str, int, float, bool, list, type(None)))
+    }
+    identity = json.loads(
+        json.dumps(
+            {"recipe": recipe, "key": key, "backend": keras.backend.backend()}, sort_keys=True
+        )
+    )
+    try:
+        saved = read_json(path)
+    except ValueError:
+        saved = None  # torn: written again below
+    if saved is None:
+        write_json(path, {**identity, "options": options})
+        return
+    differing = []
+    old, new = _flatten(saved.get("recipe", {})), _flatten(identity["recipe"])
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            differing.append(f"{name} {old.get(name)!r} -> {new.get(name)!r}")
+    if saved.get("backend") != identity["backend"]:
+        differing.append(f"backend {saved.get('backend')!r} -> {identity['backend']!r}")
+    if saved.get("key") != identity["key"]:
+        old_options = saved.get("options", {})
+        named = [
+            f"--{name.replace('_', '-')} {old_options.get(name)!r} -> {value!r}"
+            for name, value in options.items()
+            if name != "evaluate_only" and old_options.get(name) != value
+        ]
+        differing.extend(named or [f"run options {saved.get('key')!r} -> {identity['key']!r}"])
+    if differing:
+        raise RunFolderError(
+            f"Run folder {str(run_dir)!r} holds a run with other options ("
+            + "; ".join(differing)
+            + "): rerun with its options to resume it, or start fresh with another "
+            f"--run-dir (or delete {str(run_dir)!r})."
+        )
+
+
+def is_preset_folder(path):
+    """Whether `path` is a folder that a preset writer may replace: a
+    preset folder (`config.json`, `model.weights.h5`, `metadata.json`) or
+    an empty folder."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    names = {p.name for p in path.iterdir()}
+    return not names or set(presets.REGISTERED_FILES) <= names
+
+
+def check_output(output, overwrite=True):
+    """Checks, before any training, that a preset folder can be written
+    to `output`; creates its parent folders.
+
+    An existing `output` is replaced only when `overwrite` and it is a
+    preset folder (or empty): `FileExistsError` otherwise, so that no other
+    folder is ever deleted. `OSError` (e.g. `PermissionError`) when the
+    parent folder cannot be created or written.
+    """
+    output = Path(output)
+    presets.recover_preset_dir(output)
+    if output.exists() or output.is_symlink():
+        if not overwrite:
+            raise FileExistsError(
+                f"Output {str(output)!r} already exists; pass --overwrite to replace it."
+            )
+        if not is_preset_folder(output):
+            raise FileExistsError(
+                f"Output {str(output)!r} exists and is not a preset folder (config.json, "
+                "model.weights.h5, metadata.json): refusing to replace it; pick another "
+                "--output."
+            )
+    parent = output.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent, prefix=".keras-vae-write-test-"):
+            pass
+    except OSError as error:
+        raise OSError(
+            f"Cannot write the output {str(output)!r}: {error.strerror or error} "
+            f"({str(parent)!r})."
+        ) from None
 
 
 def copy_beside_preset(path, preset_dir):
@@ -79,9 +245,50 @@ def backup_and_restore(run_dir, name="backup"):
     last epoch instead of starting over. `remove_backup` deletes it once
     the final weights are on disk.
     """
+    repair_backup(run_dir, name)
     return keras.callbacks.BackupAndRestore(
         str(Path(run_dir) / name), double_checkpoint=True, delete_checkpoint=False
     )
+
+
+def _epoch_in(path):
+    """The epoch in a backup's metadata file `path`; `None` when it is
+    missing, empty or torn."""
+    try:
+        return int(json.loads(Path(path).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def repair_backup(run_dir, name="backup"):
+    """Puts back the previous checkpoint of a backup whose latest metadata
+    file is empty or torn.
+
+    `BackupAndRestore` writes the latest weights, then truncates and
+    writes `training_metadata.json`: a kill in between leaves an empty (or
+    torn) metadata file, which Keras cannot read. The intact previous
+    checkpoint (`*.bkp`, kept by `double_checkpoint=True`) then becomes the
+    latest again; without one, the backup is removed (the run starts over).
+    """
+    folder = Path(run_dir) / name
+    metadata = folder / "training_metadata.json"
+    if not metadata.exists() or _epoch_in(metadata) is not None:
+        return
+    weights = folder / "latest.weights.h5"
+    previous = (Path(f"{weights}.bkp"), Path(f"{metadata}.bkp"))
+    if previous[0].is_file() and _epoch_in(previous[1]) is not None:
+        print(
+            f"The latest checkpoint's metadata in {folder} is torn: resuming from the "
+            f"previous checkpoint (epoch {_epoch_in(previous[1])}).",
+            flush=True,
+        )
+        for source, target in zip(previous, (weights, metadata)):
+            tmp = target.with_name(target.name + ".part")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+    else:
+        print(f"The only checkpoint in {folder} is torn: starting over.", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_backup(run_dir, name="backup"):
@@ -92,8 +299,8 @@ def remove_backup(run_dir, name="backup"):
 def backed_up_epochs(run_dir, name="backup"):
     """Epochs completed by the run's `backup_and_restore` backup, or `None`
     when it has none (this is where Keras' format is read)."""
-    progress = read_json(Path(run_dir) / name / "training_metadata.json")
-    return None if progress is None else progress["epoch"]
+    repair_backup(run_dir, name)
+    return _epoch_in(Path(run_dir) / name / "training_metadata.json")
 
 
 def record_command(run_dir, command=None):

@@ -5,8 +5,11 @@ How a run goes (`run`):
 1. The run folder (`run_dir`, or by default
    `<KERAS_HOME or ~/.keras>/keras_vae/runs/<name>-<hash>`, the hash taken
    over the recipe, the options that change the run and the backend) is
-   created or found again; the command is appended to its
-   `commands.json`.
+   created or found again, and locked for this process (`run.lock`: a
+   second run of the same recipe is refused while this one lives); a run
+   folder started with other options is refused (`run.json`); the command
+   is appended to its `commands.json`. Before that, the output folder is
+   checked: writable, and replaced only if it is a preset folder.
 2. The family's hooks (`FAMILIES[recipe["family"]]`) load the data and
    build the model after `keras.utils.set_random_seed(recipe["seed"])`.
 3. Each training stage is fitted with `BackupAndRestore` (a killed run
@@ -143,7 +146,9 @@ def _train_stage(model, stage, run_dir, extra_callbacks, evaluate_only):
     return record
 
 
-def run(recipe, options, output, name, run_dir=None, command=None, callbacks=()):
+def run(
+    recipe, options, output, name, run_dir=None, command=None, callbacks=(), overwrite=True
+):
     """Trains (or resumes) and evaluates `recipe`; writes a preset folder.
 
     Args:
@@ -151,13 +156,19 @@ def run(recipe, options, output, name, run_dir=None, command=None, callbacks=())
             picks the hooks (`FAMILIES`).
         options: `argparse.Namespace`. The family's options (see
             `parse_options`) and `evaluate_only`.
-        output: str or path. The preset folder to write (replaced).
+        output: str or path. The preset folder to write. Checked before
+            training: its parent folders are created and must be
+            writable; an existing folder is replaced only if it is a
+            preset folder (or empty) and `overwrite`, else
+            `FileExistsError`.
         name: str. The preset's name (metadata) and the run folder's prefix.
         run_dir: str, path or None. The run folder; `None` for the default
             under `<KERAS_HOME or ~/.keras>/keras_vae/runs/`.
         command: str or None. The command recorded in the metadata;
             `None` for this process' command line.
         callbacks: extra callbacks for every stage's `fit`.
+        overwrite: bool. Replace an existing preset folder `output`.
+            Defaults to `True`.
 
     Returns:
         The preset's metadata, as written.
@@ -171,8 +182,16 @@ def run(recipe, options, output, name, run_dir=None, command=None, callbacks=())
     >>> # runner.run(recipe, runner.parse_options(recipe, []), "out", "my_vae")
     """
     family = family_of(recipe)
-    run_dir = files.run_folder(name, [recipe, family.run_key(recipe, options)], run_dir)
+    files.check_output(output, overwrite)
+    key = family.run_key(recipe, options)
+    run_dir = files.run_folder(name, [recipe, key], run_dir)
     print(f"Run folder: {run_dir}", flush=True)
+    with files.locked(run_dir):
+        files.check_identity(run_dir, recipe, key, options)
+        return _run(family, recipe, options, output, name, run_dir, command, callbacks)
+
+
+def _run(family, recipe, options, output, name, run_dir, command, callbacks):
     commands = files.record_command(run_dir, command)
     wall_start = time.time()
     data = family.load_data(recipe, options)
@@ -203,7 +222,6 @@ def run(recipe, options, output, name, run_dir=None, command=None, callbacks=())
     metadata.update(family.metadata(trained, recipe, data, options, training, metrics))
     pictures = family.pictures(trained, run_dir, data, options)
     metadata["wall_seconds_this_invocation"] = round(time.time() - wall_start, 1)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
     metadata = presets.save_to_preset(trained, output, metadata)
     for picture in pictures:
         files.copy_beside_preset(picture, output)
