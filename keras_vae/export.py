@@ -157,6 +157,43 @@ def _noise(tf, shape, distribution, seed):
     raise ValueError(f"Unknown noise distribution {distribution!r}.")
 
 
+def _checked_request(tf, tensor, spec):
+    """`tensor` after the run-time checks of one request input.
+
+    The signature's `TensorSpec` is not enforced when a SavedModel is
+    called: a tensor of another rank or size reaches the kernels, which
+    trust the graph's static shapes, and some abort the process (SIGABRT)
+    instead of failing. `EnsureShape` checks the real shape first and fails
+    the request with an `InvalidArgumentError`; a batched input must also
+    hold at least one example.
+    """
+    tensor = tf.ensure_shape(tensor, spec.shape)
+    if spec.shape.rank:
+        count = tf.shape(tensor, out_type=tf.int64)[0]
+        check = tf.debugging.assert_greater(
+            count,
+            tf.constant(0, tf.int64),
+            message=f"`{spec.name}`: the request has no examples (an empty batch).",
+        )
+        with tf.control_dependencies([check]):
+            tensor = tf.identity(tensor)
+    return tensor
+
+
+def _assert_valid(tf, valid, name, rule):
+    """Fails the request unless every example of `valid` is true."""
+    return tf.debugging.Assert(
+        tf.reduce_all(valid),
+        [
+            f"`{name}` holds invalid examples (expected {rule}); "
+            "the `score` signature scores such examples +inf instead. "
+            "Invalid examples at batch indices:",
+            tf.reshape(tf.where(tf.logical_not(valid)), [-1]),
+        ],
+        summarize=16,
+    )
+
+
 def serving_functions(model, score_num_samples=1, score_seed=0):
     """The five serving functions of `model`.
 
@@ -164,6 +201,16 @@ def serving_functions(model, score_num_samples=1, score_seed=0):
     signature name to `(function, input_signature)`, as exported, and the
     TensorFlow resources (lookup tables) the functions use besides the
     model's variables.
+
+    Every function checks its request in the graph and fails it with an
+    `InvalidArgumentError` naming the problem: a wrong rank or size (e.g.
+    one image without its batch axis), an empty batch, and invalid values
+    (`model.valid_examples_tensor`: NaN pixels, a Bernoulli VAE's pixels
+    outside `[0, 1]`, a sentence with `<pad>`, `<bos>` or `<eos>` as a
+    word; latents that are not finite, code indices out of range,
+    `num_samples < 1`). `score` does not fail on invalid examples: it
+    scores them `+inf` (most anomalous), so one bad image does not fail a
+    batch. A wrong dtype is refused by the SavedModel itself.
     """
     import tensorflow as tf
 
@@ -172,42 +219,90 @@ def serving_functions(model, score_num_samples=1, score_seed=0):
     code_name, code_shape, code_dtype = spec["codes"]
     sample_shape, sample_dist = spec["sample_noise"]
     score_noise = spec.get("score_noise")
+    rule = spec.get("valid_inputs", "valid inputs")
     input_spec = _spec(tf, in_name, in_shape, in_dtype)
+    code_spec = _spec(tf, code_name, code_shape, code_dtype)
     to_model, from_model = (lambda x: x), (lambda outputs: outputs)
     resources = []
     if spec.get("vocabulary") is not None:
         input_spec = tf.TensorSpec((None,), tf.string, name="sentences")
         to_model, from_model, table = _text_codec(tf, spec["vocabulary"])
         resources.append(table)
+    screen = getattr(model, "screen_inputs_tensor", None)
+    if screen is None:  # a model outside the zoo: every example is valid
+
+        def screen(inputs):
+            return tf.ones(tf.shape(inputs)[:1], tf.bool), inputs
+
+    def model_inputs(inputs):
+        """Fails the request unless every example is valid."""
+        inputs = to_model(_checked_request(tf, inputs, input_spec))
+        valid, _ = screen(inputs)
+        with tf.control_dependencies([_assert_valid(tf, valid, input_spec.name, rule)]):
+            return tf.identity(inputs)
 
     def reconstruct(inputs):
-        return from_model(model.reconstruct_tensor(to_model(inputs)))
+        return from_model(model.reconstruct_tensor(model_inputs(inputs)))
 
     def encode(inputs):
-        return from_model(model.encode_tensor(to_model(inputs)))
+        return from_model(model.encode_tensor(model_inputs(inputs)))
 
     def decode(codes):
+        codes = _checked_request(tf, codes, code_spec)
+        if codes.dtype.is_floating:
+            valid = tf.reduce_all(
+                tf.math.is_finite(tf.reshape(codes, [tf.shape(codes)[0], -1])), axis=1
+            )
+            checks = [_assert_valid(tf, valid, code_name, "finite values")]
+        else:
+            low, high = spec.get("code_range", (0, None))
+            checks = [
+                tf.debugging.assert_greater_equal(
+                    codes, tf.cast(low, codes.dtype), message=f"`{code_name}` must be >= {low}."
+                )
+            ]
+            if high is not None:
+                checks.append(
+                    tf.debugging.assert_less(
+                        codes,
+                        tf.cast(high, codes.dtype),
+                        message=f"`{code_name}` must be < {high}.",
+                    )
+                )
+        with tf.control_dependencies(checks):
+            codes = tf.identity(codes)
         return from_model(model.decode_tensor(codes))
 
     def sample(num_samples, seed):
+        num_samples = tf.ensure_shape(num_samples, ())
+        seed = tf.ensure_shape(seed, ())
+        check = tf.debugging.assert_greater(num_samples, 0, message="`num_samples` must be >= 1.")
+        with tf.control_dependencies([check]):
+            num_samples = tf.identity(num_samples)
         shape = tf.concat([[num_samples], tuple(sample_shape)], axis=0)
         seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
         return from_model(model.sample_from_noise(_noise(tf, shape, sample_dist, seed)))
 
     def score(inputs):
-        inputs = to_model(inputs)
+        # An invalid example is not an error here: it is scored +inf (most
+        # anomalous), computed on a harmless stand-in so it cannot poison
+        # the graph.
+        valid, inputs = screen(to_model(_checked_request(tf, inputs, input_spec)))
         noise = None
         if score_noise is not None:
             noise_shape, noise_dist = score_noise
             shape = tf.concat([tf.shape(inputs)[:1], tuple(noise_shape)], axis=0)
             noise = _noise(tf, shape, noise_dist, tf.constant([score_seed, 1], tf.int64))
             noise = tf.ensure_shape(noise, (None,) + tuple(noise_shape))
-        return model.score_from_noise(inputs, noise)
+        outputs = dict(model.score_from_noise(inputs, noise))
+        score = outputs["score"]
+        outputs["score"] = tf.where(valid, score, tf.constant(float("inf"), score.dtype))
+        return outputs
 
     functions = {
         "serving_default": (reconstruct, [input_spec]),
         "encode": (encode, [input_spec]),
-        "decode": (decode, [_spec(tf, code_name, code_shape, code_dtype)]),
+        "decode": (decode, [code_spec]),
         "sample": (
             sample,
             [
@@ -220,6 +315,12 @@ def serving_functions(model, score_num_samples=1, score_seed=0):
     return functions, resources
 
 
+def _whitespace_pattern():
+    """An RE2 pattern of runs of the characters `str.isspace()` accepts."""
+    codes = [i for i in range(sys.maxunicode + 1) if chr(i).isspace()]
+    return "[" + "".join(f"\\x{{{i:04X}}}" for i in codes) + "]+"
+
+
 def _text_codec(tf, vocabulary):
     """TensorFlow versions of `vocabulary.tokenize` / `detokenize`.
 
@@ -229,12 +330,17 @@ def _text_codec(tf, vocabulary):
     or `<pad>`, `<bos>` is skipped); `table` is the word -> id table.
     """
     words = tf.constant(vocabulary.id_to_token)
+    whitespace = _whitespace_pattern()
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(words, tf.range(vocabulary.size, dtype=tf.int32)),
         default_value=vocabulary.unk_id,
     )
 
     def to_ids(sentences):
+        # Python's str.split() splits on every Unicode whitespace character
+        # (U+00A0, U+2009, U+3000, \x1c..\x1f, ...); tf.strings.split only
+        # on ASCII whitespace. Turn each run of the former into one space.
+        sentences = tf.strings.regex_replace(sentences, whitespace, " ")
         ids = table.lookup(tf.strings.split(sentences))
         column = tf.ones(tf.stack([ids.nrows(), 1]), dtype=tf.int32)
 

@@ -185,14 +185,22 @@ def test_bad_arguments(tmp_path):
         )
 
 
-def test_text_vae_exports_strings_in_and_out(tmp_path):
-    """A TextVAE's signatures take and return sentences: the vocabulary
-    is in the SavedModel as a lookup table, decoding is a graph loop."""
-    from tests.models.text_vae_test import CORPUS, tiny, trained
+@pytest.fixture(scope="module")
+def text_exported(tmp_path_factory):
+    from tests.models.text_vae_test import tiny, trained
 
     keras.utils.set_random_seed(0)
     model = trained(tiny(latent_dim=3), epochs=6)
-    path = kv.export_saved_model(model, tmp_path / "text_vae", score_num_samples=SCORE_SAMPLES)
+    base = tmp_path_factory.mktemp("export") / "text_vae"
+    return model, kv.export_saved_model(model, base, score_num_samples=SCORE_SAMPLES)
+
+
+def test_text_vae_exports_strings_in_and_out(text_exported):
+    """A TextVAE's signatures take and return sentences: the vocabulary
+    is in the SavedModel as a lookup table, decoding is a graph loop."""
+    from tests.models.text_vae_test import CORPUS
+
+    model, path = text_exported
     loaded = tf.saved_model.load(path)
     # An unknown word, a sentence longer than any seen, an empty one.
     sentences = [CORPUS[0], "the zebra ate the fish", "a dog " * 5, ""]
@@ -231,3 +239,149 @@ def test_a_model_without_latent_does_not_export(tmp_path):
 
     with pytest.raises(TypeError, match="no latent"):
         kv.export_saved_model(tiny(kv.LSTMLanguageModel), tmp_path)
+
+
+# ----------------------------------------------------------------------
+# Malformed requests (issue 23, part 1): every signature answers with an
+# error, never aborts the process. A request that aborts kills the process
+# that sent it, so the requests go out from one subprocess.
+
+WORKER = os.path.join(os.path.dirname(__file__), "serving_requests_worker.py")
+
+
+@pytest.fixture(scope="module")
+def vq_exported(tmp_path_factory):
+    from tests.models.vq_vae_test import small_prior, small_vq_vae
+
+    model = small_vq_vae()  # untrained weights answer requests just as well
+    model.set_prior(small_prior())
+    base = tmp_path_factory.mktemp("export") / "vq_vae"
+    return model, kv.export_saved_model(model, base)
+
+
+def image_cases(prefix, path, shape, bernoulli):
+    """Requests to the image signatures: `(path, signature, feed)` and the
+    expected answer, `"error"` or the validity of each example scored."""
+    rng = np.random.default_rng(0)
+    good = rng.random((2,) + shape).astype("float32")
+    nan, inf, big = good.copy(), good.copy(), good.copy()
+    nan[1, 0, 0, 0] = np.nan
+    inf[1, -1, -1, -1] = np.inf
+    big[1] = 255.0
+    height, width, channels = shape
+    malformed = {
+        "no_batch_axis": good[0],
+        "rank_5": good[None],
+        "wrong_height": np.zeros((2, height + 1, width, channels), "float32"),
+        "wrong_width": np.zeros((2, height, width - 1, channels), "float32"),
+        "wrong_channels": np.zeros((2, height, width, channels + 2), "float32"),
+        "empty_batch": np.zeros((0,) + shape, "float32"),
+        "scalar": np.float32(0.5),
+        "float64": good.astype("float64"),
+        "int32": good.astype("int32"),
+    }
+    invalid = {"nan": nan, "inf": inf}
+    if bernoulli:
+        invalid["pixels_255"] = big
+    cases, expected = {}, {}
+    for signature in ("serving_default", "encode", "score"):
+        for name, x in malformed.items():
+            key = f"{prefix}/{signature}/{name}"
+            cases[key], expected[key] = (path, signature, {"images": x}), "error"
+        for name, x in invalid.items():
+            key = f"{prefix}/{signature}/{name}"
+            cases[key] = (path, signature, {"images": x})
+            expected[key] = [True, False] if signature == "score" else "error"
+        key = f"{prefix}/{signature}/valid"
+        cases[key], expected[key] = (path, signature, {"images": good}), [True, True]
+    sample = {
+        "zero": (np.int32(0), np.int64(0)),
+        "negative": (np.int32(-3), np.int64(0)),
+        "num_samples_vector": (np.array([2], "int32"), np.int64(0)),
+        "seed_vector": (np.int32(2), np.array([1, 2], "int64")),
+    }
+    for name, (num, seed) in sample.items():
+        key = f"{prefix}/sample/{name}"
+        cases[key] = (path, "sample", {"num_samples": num, "seed": seed})
+        expected[key] = "error"
+    return cases, expected
+
+
+def test_malformed_requests_answer_with_errors(exported, vq_exported, text_exported, tmp_path):
+    import pickle
+
+    vae, _, vae_path = exported
+    vq, vq_path = vq_exported
+    text, text_path = text_exported
+    cases, expected = image_cases("vae", vae_path, (28, 28, 1), bernoulli=True)
+    more = image_cases("vq", vq_path, (8, 8, 1), bernoulli=False)
+    cases.update(more[0])
+    expected.update(more[1])
+
+    z = np.zeros((2, LATENT), "float32")
+    z_nan = z.copy()
+    z_nan[1, 0] = np.nan
+    codes = np.zeros((2,) + vq.grid_shape, "int32")
+    decode = {
+        "vae/decode/no_batch_axis": (vae_path, {"z": z[0]}),
+        "vae/decode/wrong_size": (vae_path, {"z": np.zeros((2, LATENT + 1), "float32")}),
+        "vae/decode/empty_batch": (vae_path, {"z": z[:0]}),
+        "vae/decode/nan": (vae_path, {"z": z_nan}),
+        "vq/decode/no_batch_axis": (vq_path, {"encoding_indices": codes[0]}),
+        "vq/decode/negative_code": (vq_path, {"encoding_indices": codes - 1}),
+        "vq/decode/code_too_large": (vq_path, {"encoding_indices": codes + vq.num_embeddings}),
+        "vq/decode/empty_batch": (vq_path, {"encoding_indices": codes[:0]}),
+    }
+    for key, (path, feed) in decode.items():
+        cases[key], expected[key] = (path, "decode", feed), "error"
+
+    sentences = np.array(["the dog sat", "the <pad> <pad> dog sat"], dtype=object)
+    for signature in ("serving_default", "encode", "score"):
+        text_cases = {
+            "scalar": np.array("the dog sat", dtype=object),
+            "rank_2": sentences[None],
+            "empty_batch": sentences[:0],
+        }
+        for name, feed in text_cases.items():
+            key = f"text/{signature}/{name}"
+            cases[key], expected[key] = (text_path, signature, {"sentences": feed}), "error"
+        for word in ("<pad>", "<bos>", "<eos>"):
+            key = f"text/{signature}/{word}"
+            feed = np.array(["the dog sat", f"the {word} dog sat"], dtype=object)
+            cases[key] = (text_path, signature, {"sentences": feed})
+            expected[key] = [True, False] if signature == "score" else "error"
+
+    (tmp_path / "cases.pkl").write_bytes(pickle.dumps(cases))
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, WORKER, str(tmp_path / "cases.pkl"), str(tmp_path / "results.pkl")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    # A negative return code is a signal: SIGABRT is -6.
+    assert result.returncode == 0, (result.returncode, result.stdout[-2000:], result.stderr[-4000:])
+    results = pickle.loads((tmp_path / "results.pkl").read_bytes())
+    assert set(results) == set(cases)
+    for key, want in expected.items():
+        kind, answer = results[key]
+        if want == "error":
+            assert kind == "error", f"{key}: answered {answer} instead of an error"
+            assert "InvalidArgumentError" in answer or "TypeError" in answer or (
+                "ValueError" in answer
+            ), (key, answer)
+            continue
+        assert kind == "ok", f"{key}: {answer[:500]}"
+        if key.split("/")[1] == "score":
+            score = answer["score"]
+            assert score.shape == (len(want),), key
+            # A valid example gets a finite score, an invalid one +inf.
+            np.testing.assert_array_equal(np.isfinite(score), want, err_msg=key)
+            assert np.all(score[~np.array(want)] == np.inf), (key, score)
+    # Errors name the problem.
+    assert "no examples" in results["vae/score/empty_batch"][1]
+    assert "not compatible with expected shape" in results["vae/encode/no_batch_axis"][1]
+    assert "[0, 1]" in results["vae/serving_default/pixels_255"][1]
+    assert "<pad>" in results["text/encode/<pad>"][1]
+    assert "must be < 8" in results["vq/decode/code_too_large"][1]
+    assert "num_samples" in results["vae/sample/zero"][1]

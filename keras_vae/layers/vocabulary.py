@@ -6,17 +6,23 @@ from keras import ops
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)
+CONTROL_TOKENS = frozenset((PAD, BOS, EOS))  # not words: refused in sentences
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class Vocabulary(keras.layers.Layer):
     """A word vocabulary saved with the model: strings in, token ids out.
 
-    Sentences are split on whitespace. Ids `0..3` are the special tokens
+    Sentences are split on whitespace (Python's `str.split()`: runs of any
+    Unicode whitespace, the non-breaking space U+00A0 included; an exported
+    TextVAE splits the same way). Ids `0..3` are the special tokens
     `<pad>` (0), `<bos>` (1), `<eos>` (2) and `<unk>` (3); the words of
-    `tokens` follow in order. Mapping strings to ids (`tokenize`) and back
-    (`detokenize`) runs in NumPy outside the compiled graph, so it works
-    the same on the TensorFlow, JAX and PyTorch backends (Keras'
+    `tokens` follow in order. `<pad>`, `<bos>` and `<eos>` are not words: a
+    sentence holding one is refused (`tokenize` raises a `ValueError`),
+    since it would end or pad the row early; the word `<unk>` is accepted.
+    Mapping strings to ids (`tokenize`) and back (`detokenize`) runs in
+    NumPy outside the compiled graph, so it works the same on the
+    TensorFlow, JAX and PyTorch backends (Keras'
     `StringLookup` needs TensorFlow string tensors). In the graph the layer
     maps token ids to their padding mask (`call`).
 
@@ -115,8 +121,19 @@ class Vocabulary(keras.layers.Layer):
         Returns:
             int32 array of shape `(len(sentences), length + 2)`. Unknown
             words map to `<unk>`.
+
+        Raises:
+            ValueError: a sentence has `<pad>`, `<bos>` or `<eos>` as a word.
         """
         split = [s.split() for s in _checked_sentences(sentences)]
+        for index, words in enumerate(split):
+            control = CONTROL_TOKENS.intersection(words)
+            if control:
+                raise ValueError(
+                    f"Sentence {index} contains {sorted(control)} as a word; "
+                    f"{', '.join(sorted(CONTROL_TOKENS))} mark a row's start, end and "
+                    "padding and cannot appear in a sentence."
+                )
         longest = max((len(words) for words in split), default=0)
         if max_length is not None:
             max_length = int(max_length)

@@ -302,6 +302,24 @@ class GenerativeModel(Trainer, keras.Model):
         `{"score": (batch,)}`; `noise` follows `serving_spec()["score_noise"]`."""
         raise NotImplementedError(f"{type(self).__name__}.score_from_noise")
 
+    def screen_inputs_tensor(self, inputs):
+        """Finds the examples of a batch that the model cannot score.
+
+        Returns `(valid, inputs)`: a `(batch,)` bool tensor, `False` for an
+        invalid example, and the inputs with each invalid example replaced
+        by a harmless valid one (zeros), so that it cannot poison the graph.
+        The export fails `serving_default`, `encode` requests holding
+        invalid examples and scores them `+inf` in `score`. The base class
+        calls a floating-point example invalid when a value is NaN or
+        infinite; subclasses add their own rules.
+        """
+        if "float" not in str(inputs.dtype):
+            return ops.ones((ops.shape(inputs)[0],), "bool"), inputs
+        axes = tuple(range(1, len(inputs.shape)))
+        valid = ops.all(ops.isfinite(inputs), axis=axes)
+        keep = ops.reshape(valid, (-1,) + (1,) * len(axes))
+        return valid, ops.where(keep, inputs, ops.zeros_like(inputs))
+
     def _run_batched(self, fn, arrays, batch_size):
         """Applies `fn` to slices of NumPy `arrays`; returns NumPy outputs.
 

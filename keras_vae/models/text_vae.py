@@ -399,7 +399,40 @@ class TextVAE(LSTMLanguageModel):
             "sample_noise": ((self.latent_dim,), "normal"),
             "score_noise": ((int(score_num_samples), self.latent_dim), "normal"),
             "vocabulary": self.vocabulary,
+            "valid_inputs": "sentences without <pad>, <bos> or <eos> as a word",
         }
+
+    def screen_inputs_tensor(self, inputs):
+        """See `GenerativeModel.screen_inputs_tensor`. A valid row is what
+        `tokenize` writes: `<bos>`, words (any id but `<pad>`, `<bos>` and
+        `<eos>`; `<unk>` is a word), `<eos>`, then only `<pad>`. A sentence
+        with `<pad>` as a word would otherwise be cut short (and score as
+        more likely); invalid rows become `<bos> <eos>`."""
+        v = self.vocabulary
+        ids = ops.cast(inputs, "int32")
+        in_range = ops.all(ops.logical_and(ids >= 0, ids < v.size), axis=1)
+        is_eos = ops.cast(ops.equal(ids, v.eos_id), "int32")
+        seen_eos = ops.cumsum(is_eos, axis=1)
+        before = ops.equal(seen_eos, 0)  # <bos> and the words
+        after = ops.greater(seen_eos - is_eos, 0)  # past the first <eos>
+        position = ops.arange(ops.shape(ids)[1])[None, :]
+        special = ops.logical_or(
+            ops.equal(ids, v.pad_id),
+            ops.logical_or(ops.equal(ids, v.bos_id), ops.equal(ids, v.eos_id)),
+        )
+        word_ok = ops.logical_or(ops.logical_not(special), ops.equal(position, 0))
+        ok = ops.where(before, word_ok, ops.where(after, ops.equal(ids, v.pad_id), True))
+        valid = in_range
+        for rule in (
+            ops.all(ok, axis=1),
+            ops.equal(ids[:, 0], v.bos_id),
+            ops.any(ops.equal(is_eos, 1), axis=1),
+        ):
+            valid = ops.logical_and(valid, rule)
+        empty = ops.where(
+            ops.equal(position, 0), v.bos_id, ops.where(ops.equal(position, 1), v.eos_id, v.pad_id)
+        )
+        return valid, ops.where(valid[:, None], ids, ops.cast(empty, "int32"))
 
     def encode_tensor(self, inputs):
         z_mean, z_log_var = self.encoder(ops.cast(inputs, "int32"), training=False)

@@ -329,6 +329,8 @@ class VQVAE(GenerativeModel):
             "codes": ("encoding_indices", self.grid_shape, "int32"),
             "sample_noise": ((self.prior.length,), "uniform"),
             "score_noise": None,
+            "code_range": (0, self.num_embeddings),
+            "valid_inputs": "finite pixels",
         }
 
     def encode_tensor(self, inputs):
