@@ -364,9 +364,7 @@ class VAE(GenerativeModel):
         >>> model.anomaly_score(x).shape
         (5,)
         """
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        num_samples = check_count("num_samples", num_samples)
         if num_samples > 1:
             return -self.log_likelihood(x, num_samples=num_samples, seed=seed or 0)
         x = self._checked(x)
