@@ -338,12 +338,21 @@ class VAE(GenerativeModel):
         log_weights = ops.concatenate(log_weights, axis=0)
         return ops.convert_to_numpy(losses.importance_sampled_log_likelihood(log_weights, axis=0))
 
-    def anomaly_score(self, x, num_samples=1, seed=None, batch_size=256):
+    def anomaly_score(self, x, num_samples=1, seed=0, batch_size=256):
         """Per-example anomaly score: the negative ELBO, or the negative
         importance-sampled log-likelihood, in nats (higher: more anomalous).
 
         Pick a decision threshold on held-out normal data with
         `keras_vae.metrics.anomaly_threshold`.
+
+        The score is deterministic by default: the posterior noise comes
+        from `seed` (`0`), so the same input gets the same score on every
+        call (on one backend). Invalid input is refused, never scored: a
+        `ValueError` names NaN or infinite pixels and, for a Bernoulli
+        likelihood, pixels outside `[0, 1]` (an image of 255s would
+        otherwise score as more normal than any digit). The exported
+        `score` signature (`keras_vae.export`) instead scores such examples
+        `+inf`, so that one bad image does not fail a served batch.
 
         Args:
             x: array of shape `(n, *input_shape)`.
@@ -351,7 +360,8 @@ class VAE(GenerativeModel):
                 KL); `k > 1` with the IWAE estimate of `-log p(x)` from `k`
                 importance samples (lower variance, `k` times the cost).
                 Defaults to `1`.
-            seed: int or `None`. Seed of the posterior samples.
+            seed: int or `None`. Seed of the posterior samples; `None`
+                draws fresh noise on each call. Defaults to `0`.
             batch_size: int. Examples scored at once. Defaults to `256`.
 
         Returns:
@@ -361,12 +371,15 @@ class VAE(GenerativeModel):
 
         >>> model = VAE(input_shape=(28, 28, 1), latent_dim=2)
         >>> x = np.random.default_rng(0).random((5, 28, 28, 1), "float32")
-        >>> model.anomaly_score(x).shape
+        >>> scores = model.anomaly_score(x)
+        >>> scores.shape
         (5,)
+        >>> bool(np.all(scores == model.anomaly_score(x)))
+        True
         """
         num_samples = check_count("num_samples", num_samples)
         if num_samples > 1:
-            return -self.log_likelihood(x, num_samples=num_samples, seed=seed or 0)
+            return -self.log_likelihood(x, num_samples=num_samples, seed=seed)
         x = self._checked(x)
         generator = keras.random.SeedGenerator(seed)
 
@@ -385,7 +398,22 @@ class VAE(GenerativeModel):
             "codes": ("z", (self.latent_dim,), "float32"),
             "sample_noise": ((self.latent_dim,), "normal"),
             "score_noise": ((int(score_num_samples), self.latent_dim), "normal"),
+            "valid_inputs": "finite pixels"
+            + (" in [0, 1]" if self.likelihood == "bernoulli" else ""),
         }
+
+    def screen_inputs_tensor(self, inputs):
+        """See `GenerativeModel.screen_inputs_tensor`. Invalid: a NaN or
+        infinite pixel, or with a Bernoulli likelihood a pixel outside
+        `[0, 1]` (the checks of `validate_inputs`, per example)."""
+        valid, inputs = super().screen_inputs_tensor(inputs)
+        if self.likelihood == "bernoulli":
+            axes = tuple(range(1, len(self.input_shape_) + 1))
+            in_range = ops.all(ops.logical_and(inputs >= 0.0, inputs <= 1.0), axis=axes)
+            valid = ops.logical_and(valid, in_range)
+            keep = ops.reshape(valid, (-1,) + (1,) * len(self.input_shape_))
+            inputs = ops.where(keep, inputs, ops.zeros_like(inputs))
+        return valid, inputs
 
     def encode_tensor(self, inputs):
         z_mean, z_log_var = self.encoder(inputs, training=False)
