@@ -112,7 +112,7 @@ def compress(model, images, preset=None, latent_bits=12, batch_size=32, progress
     codec = _codec(model, latent_bits=latent_bits, batch_size=batch_size)
     images = np.asarray(images)
     bits = _binary_images(images, model.input_shape_)
-    words, info = codec.encode(bits.reshape(len(bits), -1), progress=progress)
+    words, info = codec.encode(bits.reshape(len(bits), codec.num_pixels), progress=progress)
     if preset is None:
         preset = (getattr(model, "preset_metadata", None) or {}).get("name")
     header = {

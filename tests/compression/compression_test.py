@@ -1,0 +1,134 @@
+"""keras_vae.compression: bit-exact round trips and the errors of a bad stream."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import keras_vae as kv
+from keras_vae import compression
+from keras_vae.compression import CompressionError, container
+from keras_vae.datasets.binarized_mnist import load_binarized_mnist
+
+
+@pytest.fixture(scope="module")
+def preset_model():
+    return kv.from_preset("vae_binarized_mnist")
+
+
+@pytest.fixture(scope="module")
+def mnist_images():
+    """A random subset of the test split (the file is sorted by digit)."""
+    x, _ = load_binarized_mnist("test")
+    return x[np.random.default_rng(7).choice(len(x), 20, replace=False)]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = kv.VAE(input_shape=(4, 4, 1), latent_dim=2, architecture="mlp", hidden_dims=(8,))
+    images = np.random.default_rng(0).integers(0, 2, (9, 4, 4, 1)).astype("uint8")
+    return model, images, compression.compress(model, images, batch_size=4)
+
+
+def test_round_trip_mnist_preset_is_bit_exact(preset_model, mnist_images):
+    data = compression.compress(preset_model, mnist_images, batch_size=8)
+    restored = compression.decompress(preset_model, data)
+    assert restored.dtype == mnist_images.dtype
+    np.testing.assert_array_equal(restored, mnist_images)
+    header = compression.read_header(data)
+    assert header["preset"] == "vae_binarized_mnist"
+    assert header["count"] == 20 and header["shape"] == [28, 28, 1]
+    # The ANS stream alone costs about the negative ELBO (0.166 bits per
+    # pixel on the test set); the header and the initial bits are extra.
+    words = container.unpack(data)[3]
+    stream_bits = 32 * len(words) - header["initial_bits"]
+    negative_elbo_bits = -preset_model.elbo(mnist_images, seed=0).sum() / np.log(2)
+    assert stream_bits < 1.1 * negative_elbo_bits
+    assert header["bits_per_pixel"] < 0.5
+
+
+def test_round_trip_keeps_dtype_and_handles_any_count(tiny):
+    model, images, data = tiny
+    restored = compression.decompress(model, data)
+    assert restored.dtype == np.uint8
+    np.testing.assert_array_equal(restored, images)
+    for count in (0, 1):
+        flags = images[:count].astype(bool)
+        again = compression.decompress(model, compression.compress(model, flags))
+        assert again.dtype == bool and again.shape == flags.shape
+        np.testing.assert_array_equal(again, flags)
+
+
+def _repacked(data, **changes):
+    header, weights, images, words = container.unpack(data)
+    words = changes.pop("words", words)
+    images = changes.pop("images", images)
+    return container.pack({**header, **changes}, weights, images, words)
+
+
+def test_corrupted_truncated_and_foreign_streams_are_refused(tiny):
+    model, _, data = tiny
+    corrupted = bytearray(data)
+    corrupted[-10] ^= 0x01
+    with pytest.raises(CompressionError, match="corrupted"):
+        compression.decompress(model, bytes(corrupted))
+    with pytest.raises(CompressionError, match="truncated"):
+        compression.decompress(model, data[:-3])
+    with pytest.raises(CompressionError, match="truncated"):
+        compression.decompress(model, data[:20])
+    with pytest.raises(CompressionError, match="Not a keras-vae"):
+        compression.decompress(model, b"\x89PNG\r\n\x1a\n" + data)
+    newer = data[:4] + bytes([container.FORMAT_VERSION + 1]) + data[5:]
+    with pytest.raises(CompressionError, match="Unknown keras-vae stream format version 2"):
+        compression.decompress(model, newer)
+
+
+def test_wrong_model_backend_and_shape_are_refused(tiny):
+    model, _, data = tiny
+    other = kv.VAE(input_shape=(4, 4, 1), latent_dim=2, architecture="mlp", hidden_dims=(8,))
+    kernel = other.weights[0]
+    kernel.assign(kernel.numpy() + 1e-3)  # one weight differs
+    with pytest.raises(CompressionError, match="other model weights"):
+        compression.decompress(other, data)
+    header = compression.read_header(data)
+    foreign = "jax" if header["backend"] != "jax" else "torch"
+    with pytest.raises(CompressionError, match=f"{foreign} backend.*on {header['backend']}"):
+        compression.decompress(model, _repacked(data, backend=foreign))
+    with pytest.raises(CompressionError, match="BetaVAE, not a VAE"):
+        compression.decompress(model, _repacked(data, model="BetaVAE"))
+
+
+def test_wrong_probabilities_never_give_silently_wrong_images(tiny):
+    """A stream whose CRC is right but whose bits or checksum are not (as
+    floating-point drift between machines would give) raises."""
+    model, _, data = tiny
+    _, _, images_sha256, words = container.unpack(data)
+    flipped = words.copy()
+    flipped[len(words) // 2] ^= np.uint32(1 << 7)
+    with pytest.raises(CompressionError):
+        compression.decompress(model, _repacked(data, words=flipped))
+    with pytest.raises(CompressionError, match="checksum"):
+        compression.decompress(model, _repacked(data, images="00" * 32))
+
+
+def test_bad_inputs_name_the_problem(tiny):
+    model, images, _ = tiny
+    with pytest.raises(ValueError, match="0 or 1"):
+        compression.compress(model, images * 0.5)
+    with pytest.raises(ValueError, match=r"shape \(n, 4, 4, 1\)"):
+        compression.compress(model, images[..., 0])
+    gaussian = kv.VAE(
+        input_shape=(4, 4, 1), latent_dim=2, architecture="mlp", likelihood="gaussian"
+    )
+    with pytest.raises(CompressionError, match="Bernoulli"):
+        compression.compress(gaussian, images)
+    unsupported = type("HierarchicalVAE", (), {})()  # a model class without a codec (yet)
+    with pytest.raises(CompressionError, match="No lossless codec for a HierarchicalVAE"):
+        compression.compress(unsupported, images)
+
+
+def test_missing_constriction_names_the_extra(tiny, monkeypatch):
+    model, images, _ = tiny
+    monkeypatch.setitem(sys.modules, "constriction", None)
+    with pytest.raises(ImportError, match=r"keras-vae\[compression\]"):
+        compression.compress(model, images)
