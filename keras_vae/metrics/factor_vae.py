@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_vae.metrics import ground_truth
+from keras_vae.metrics.active_units import DEFAULT_THRESHOLD as ACTIVE_THRESHOLD
 
 
 def _votes(
@@ -42,6 +43,7 @@ def factor_vae_score(
     samples_per_vote=64,
     num_variance_estimate=10_000,
     prune_threshold=0.05,
+    exclude_inactive=False,
     batch_size=1024,
     seed=0,
 ):
@@ -59,6 +61,16 @@ def factor_vae_score(
     do not vote; with none left the score is 0. Chance is about
     `1 / num_factors`.
 
+    A latent collapsed to the prior can still move a little with the
+    input (a posterior-mean standard deviation of 0.06, say) and so pass
+    `prune_threshold`; its votes then go to whichever factor its residue
+    follows. `exclude_inactive=True` keeps only the active latents by
+    Burda et al.'s criterion (`kv.metrics.active_units`: variance of the
+    code over the data above `0.01`, i.e. standard deviation above 0.1,
+    measured here on the `num_variance_estimate` inputs). The draws are
+    the same either way, so the two scores differ only by who votes;
+    report both.
+
     Args:
         model: a model with `encode` (its posterior means are used) or a
             function `inputs -> (n, num_codes)`.
@@ -73,6 +85,10 @@ def factor_vae_score(
             deviations. Defaults to `10_000`.
         prune_threshold: float. Minimum global standard deviation of a
             code that votes. Defaults to `0.05`.
+        exclude_inactive: bool. Also exclude the codes whose variance is
+            at most `0.01` (inactive latents, the threshold of
+            `kv.metrics.active_units`). Defaults to `False`
+            (disentanglement_lib's protocol).
         batch_size: int. Inputs rendered and encoded at once.
         seed: int. Seed of every draw. Defaults to `0`.
 
@@ -100,6 +116,8 @@ def factor_vae_score(
     codes = ground_truth.represent(representation_fn, images_fn, classes, batch_size)
     scale = np.std(codes, axis=0, ddof=1)
     active = scale >= float(prune_threshold)
+    if exclude_inactive:
+        active &= np.var(codes, axis=0, ddof=1) > ACTIVE_THRESHOLD
     if not active.any():
         return 0.0
     args = (representation_fn, images_fn, num_values)

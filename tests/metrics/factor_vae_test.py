@@ -38,6 +38,23 @@ def test_scale_invariance_and_collapsed_codes():
     assert 0.6 < score(three_codes) <= 0.85
 
 
+def test_exclude_inactive_drops_the_votes_of_a_collapsed_code():
+    # Factor 3 lives only in a code of standard deviation 0.07: above the
+    # prune threshold (0.05), so it votes by default, but inactive by the
+    # active-units criterion (variance 0.0049 <= 0.01).
+    def residue(x):
+        codes = cases.perfect(x)[:, :4]
+        codes[:, 2] *= 0.07  # perfect() puts factor 3 in code 2
+        return codes
+
+    assert score(residue) == 1.0
+    without = score(residue, exclude_inactive=True)
+    assert without == score(lambda x: cases.perfect(x)[:, [0, 1, 3]])
+    assert 0.6 < without <= 0.85
+    # With every code active the two scores are the same.
+    assert score(cases.rotated, exclude_inactive=True) == score(cases.rotated)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
