@@ -1,0 +1,225 @@
+import logging
+
+import keras
+import numpy as np
+import pytest
+
+import keras_vae as kv
+from keras_vae.models import HierarchicalVAE
+from tests.test_case import (
+    assert_config_round_trip,
+    assert_saved_model_round_trip,
+    run_on_other_backends,
+)
+
+RNG = np.random.default_rng(0)
+X = (RNG.random((32, 8, 8, 1)) > 0.6).astype("float32")
+SHAPES = [(2, 2, 2), (4, 4, 3)]  # strides (4, 2) on 8x8 images
+
+
+def small_hvae(**kwargs):
+    args = dict(
+        input_shape=(8, 8, 1),
+        latent_channels=(2, 3),
+        strides=(4, 2),
+        hidden_channels=4,
+        seed=0,
+    )
+    return HierarchicalVAE(**{**args, **kwargs})
+
+
+def trained(model, epochs=1, batch_size=16):
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(X, epochs=epochs, batch_size=batch_size, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return trained(small_hvae(), epochs=3)
+
+
+def test_verbs_shapes_and_round_trips(model, tmp_path):
+    z_means, z_log_vars = model.encode(X[:5])
+    assert [z.shape[1:] for z in z_means] == SHAPES
+    assert [z.shape[1:] for z in z_log_vars] == SHAPES
+    assert model.latent_shapes() == SHAPES and model.latent_dim == 8 + 48
+    # decode(encode(x)[0]) is the reconstruction; a partial list draws the rest.
+    np.testing.assert_allclose(model.decode(z_means), model.reconstruct(X[:5]), atol=1e-6)
+    top_only = model.decode(z_means[:1], seed=1)
+    assert top_only.shape == (5, 8, 8, 1)
+    np.testing.assert_allclose(top_only, model.decode(z_means[:1], seed=1), atol=1e-6)
+    samples = model.sample(4, seed=1)
+    assert samples.shape == (4, 8, 8, 1) and 0 <= samples.min() and samples.max() <= 1
+    np.testing.assert_allclose(samples, model.sample(4, seed=1), atol=1e-6)
+    cold = model.sample(3, temperature=0.0, seed=2)
+    np.testing.assert_allclose(cold[0], cold[1], atol=1e-6)  # every group at its mean
+    assert np.abs(model.sample(3, temperature=1.0, seed=2) - cold).max() > 1e-4
+    assert model.elbo(X[:5], seed=0).shape == (5,)
+    log_px = model.log_likelihood(X[:5], num_samples=20)
+    assert log_px.shape == (5,) and np.all(np.isfinite(log_px))
+    assert log_px.mean() >= model.elbo(X[:5], num_samples=20, seed=0).mean() - 1.0
+    outputs = model(X[:2])
+    assert set(outputs) == {"reconstruction", "z_mean", "z_log_var", "z"}
+    assert tuple(outputs["z"].shape) == (2, model.latent_dim)
+    assert_config_round_trip(model)
+    loaded = assert_saved_model_round_trip(model, X[:8], "reconstruct", tmp_path)
+    history = loaded.fit(X, epochs=1, batch_size=16, verbose=0)  # keeps training
+    assert np.isfinite(history.history["loss"][-1])
+
+
+def test_per_group_kl_is_nonnegative_and_sums_to_total(model):
+    logs = model.evaluate(X, batch_size=16, verbose=0, return_dict=True)
+    kls = [logs["kl_1"], logs["kl_2"]]
+    assert min(kls) >= 0 and max(kls) > 1e-4  # trained: the posterior moved off the prior
+    np.testing.assert_allclose(sum(kls), logs["kl_loss"], rtol=1e-5)
+    np.testing.assert_allclose(
+        logs["loss"], logs["reconstruction_loss"] + logs["kl_loss"], rtol=1e-5
+    )
+    # The per-example ELBO is the same bound the logs report.
+    np.testing.assert_allclose(
+        -model.elbo(X, num_samples=8, seed=0).mean(),
+        logs["reconstruction_loss"] + logs["kl_loss"],
+        rtol=0.05,
+    )
+
+
+def test_free_bits_floor_each_group_and_collapse_is_logged(caplog):
+    model = small_hvae(free_bits=50.0)
+    with caplog.at_level(logging.WARNING, logger="keras_vae"):
+        trained(model)
+    logs = model.evaluate(X, batch_size=16, verbose=0, return_dict=True)
+    # Both groups' KLs are far below 50 nats: each counts as 50 in the loss.
+    assert logs["kl_1"] < 50 and logs["kl_2"] < 50
+    np.testing.assert_allclose(logs["loss"], logs["reconstruction_loss"] + 2 * 50.0, rtol=1e-5)
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "latent group 1 (kl_1" in messages and "latent group 2 (kl_2" in messages
+    assert "collapsed" in messages
+
+
+def test_kl_warmup_schedule_under_jit():
+    model = trained(small_hvae(kl_warmup_steps=100))  # 2 steps
+    logs = model.evaluate(X, batch_size=16, verbose=0, return_dict=True)
+    weight = (2 + 1) / 100
+    expected = logs["reconstruction_loss"] + weight * logs["kl_loss"]
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
+
+
+def test_iwae_with_one_sample_is_the_elbo_for_the_same_noise(model):
+    config = {**model.get_config(), "objective": "iwae", "num_importance_samples": 1}
+    iwae = HierarchicalVAE.from_config(config)
+    iwae.set_weights(model.get_weights())
+    iwae.seed_generator.state.assign(model.seed_generator.state)
+    x = keras.ops.convert_to_tensor(X)
+    elbo_terms = model.compute_loss_terms(x)
+    iwae_terms = iwae.compute_loss_terms(x)
+    # Same noise: the same samples, reconstruction and closed-form KLs.
+    for name in ("reconstruction_loss", "kl_1", "kl_2"):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(iwae_terms[name]),
+            keras.ops.convert_to_numpy(elbo_terms[name]),
+            rtol=1e-6,
+        )
+    # IWAE k=1 is the ELBO with a Monte Carlo KL, log q(z|x) - log p(z):
+    # equal in expectation to the closed-form KL.
+    mc_kl, kl = [], []
+    for _ in range(20):
+        terms = iwae.compute_loss_terms(x)
+        mc_kl.append(float(terms["loss"] - terms["reconstruction_loss"]))
+        kl.append(float(terms["kl_loss"]))
+    assert abs(np.mean(mc_kl) - np.mean(kl)) < 0.1 * np.mean(kl) + 0.05
+
+
+def test_iwae_objective_trains_and_bounds_tighten(model):
+    iwae = trained(small_hvae(objective="iwae", num_importance_samples=3))
+    logs = iwae.evaluate(X, batch_size=16, verbose=0, return_dict=True)
+    assert np.isfinite(logs["loss"]) and set(logs) >= {"kl_1", "kl_2"}
+    # One estimator: more importance samples give a tighter (higher) bound.
+    k1 = model.log_likelihood(X, num_samples=1, seed=0).mean()
+    k50 = model.log_likelihood(X, num_samples=50, seed=0).mean()
+    assert k50 >= k1
+
+
+def test_serving_protocol_matches_the_verbs(model):
+    to_numpy = keras.ops.convert_to_numpy
+    z_means, z_log_vars = model.encode(X[:4])
+    flat = np.concatenate([z.reshape(4, -1) for z in z_means], axis=1)
+    encoded = model.encode_tensor(X[:4])
+    np.testing.assert_allclose(to_numpy(encoded["z_mean"]), flat, atol=1e-6)
+    decoded = to_numpy(model.decode_tensor(flat)["images"])
+    np.testing.assert_allclose(decoded, model.reconstruct(X[:4]), atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(model.reconstruct_tensor(X[:4])["reconstruction"]), decoded, atol=1e-6
+    )
+    noise = RNG.normal(size=(3, model.latent_dim)).astype("float32")
+    assert tuple(model.sample_from_noise(noise)["samples"].shape) == (3, 8, 8, 1)
+    spec = model.serving_spec(score_num_samples=4)
+    assert spec["score_noise"] == ((4, model.latent_dim), "normal")
+    one = to_numpy(model.score_from_noise(X[:4], np.zeros((4, 1, model.latent_dim)))["score"])
+    # Zero noise: z at the posterior means; the score is -log p(x|z) + KL.
+    assert one.shape == (4,) and np.all(one > 0)
+    many = RNG.normal(size=(4, 64, model.latent_dim)).astype("float32")
+    score = to_numpy(model.score_from_noise(X[:4], many)["score"])
+    np.testing.assert_allclose(
+        score, -model.log_likelihood(X[:4], num_samples=64, seed=0), rtol=0.05
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"input_shape": (28, 28, 1), "strides": (8, 2)}, "stride 8 does not divide"),
+        ({"strides": (2, 4)}, "non-increasing"),
+        ({"input_shape": (12, 12, 1), "strides": (3, 2)}, "does not divide group 1"),
+        ({"strides": (4,)}, "one entry per latent group"),
+        ({"latent_channels": (2, 0)}, "latent_channels"),
+        ({"objective": "vi"}, "objective"),
+        ({"objective": "iwae", "num_importance_samples": 0}, "num_importance_samples"),
+        ({"num_importance_samples": 5}, "objective='iwae'"),
+        ({"objective": "iwae", "num_importance_samples": 2, "free_bits": 1.0}, "free_bits"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_hvae(**kwargs)
+
+
+def test_bad_inputs_and_latents_raise_clear_errors(model):
+    with pytest.raises(ValueError, match="\\[0, 1\\]"):
+        model.encode(np.full((2, 8, 8, 1), 255.0, "float32"))
+    with pytest.raises(ValueError, match="group 2's latents of shape"):
+        model.decode([np.zeros((2, 2, 2, 2)), np.zeros((2, 2, 2, 3))])
+    with pytest.raises(ValueError, match="at most 2 latent groups"):
+        model.decode([np.zeros((2, 2, 2, 2))] * 3)
+    with pytest.raises(ValueError, match="num_samples"):
+        model.log_likelihood(X[:2], num_samples=0)
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(2, temperature=-1.0)
+
+
+@pytest.mark.slow
+def test_export_signatures_answer(model, tmp_path):
+    import tensorflow as tf
+
+    path = kv.export_saved_model(model, tmp_path / "hvae", score_num_samples=2)
+    loaded = tf.saved_model.load(path)
+    images = tf.constant(X[:3])
+    out = loaded.signatures["serving_default"](images=images)
+    np.testing.assert_allclose(out["reconstruction"], model.reconstruct(X[:3]), atol=1e-5)
+    flat = loaded.signatures["encode"](images=images)["z_mean"].numpy()
+    assert flat.shape == (3, model.latent_dim)
+    decoded = loaded.signatures["decode"](z=tf.constant(flat))["images"]
+    np.testing.assert_allclose(decoded, model.reconstruct(X[:3]), atol=1e-5)
+    samples = loaded.signatures["sample"](
+        num_samples=tf.constant(2), seed=tf.constant(3, tf.int64)
+    )["samples"]
+    assert tuple(samples.shape) == (2, 8, 8, 1)
+    assert tuple(loaded.signatures["score"](images=images)["score"].shape) == (3,)
+
+
+@pytest.mark.slow
+def test_weights_and_keras_file_work_on_other_backends(model, tmp_path):
+    reports = run_on_other_backends(model, X[:16], "reconstruct", tmp_path, atol=1e-5)
+    assert len(reports) == 2
+    for report in reports.values():
+        assert report["keras_max_diff"] <= 1e-5 and report["weights_max_diff"] <= 1e-5
