@@ -1,6 +1,8 @@
 """Layers of the zoo: sampling, upsampling and the building blocks of models."""
 
 from keras_vae.layers.depth_to_space import DepthToSpace
+from keras_vae.layers.inverse_autoregressive_flow import InverseAutoregressiveFlow
+from keras_vae.layers.masked_dense import MaskedDense
 from keras_vae.layers.residual_block import ResidualBlock
 from keras_vae.layers.sampling import Sampling
 from keras_vae.layers.text_decoder import TextDecoder
@@ -10,6 +12,8 @@ from keras_vae.layers.vocabulary import Vocabulary
 
 __all__ = [
     "DepthToSpace",
+    "InverseAutoregressiveFlow",
+    "MaskedDense",
     "ResidualBlock",
     "Sampling",
     "TextDecoder",

@@ -72,6 +72,11 @@ class BetaVAE(VAE):
 
     def _check_arguments(self):
         super()._check_arguments()
+        if self.objective != "elbo":
+            raise ValueError(
+                f"BetaVAE weights the KL of the ELBO; `objective={self.objective!r}` has "
+                "no separate KL term. Use `objective='elbo'`, or `VAE` for the IWAE."
+            )
         if self.beta < 0:
             raise ValueError(f"`beta` must be >= 0, got {self.beta}.")
         if self.capacity_steps < 0:

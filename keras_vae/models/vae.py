@@ -3,12 +3,15 @@ import numpy as np
 from keras import layers, ops
 
 from keras_vae import losses
+from keras_vae.layers.inverse_autoregressive_flow import InverseAutoregressiveFlow
 from keras_vae.layers.sampling import Sampling
 from keras_vae.models import networks
 from keras_vae.models.generative_model import GenerativeModel, check_count
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHITECTURES = ("conv", "mlp")
+POSTERIORS = ("gaussian", "iaf")
+OBJECTIVES = ("elbo", "iwae")
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -19,6 +22,29 @@ class VAE(GenerativeModel):
     `N(0, I)` and the decoder a Bernoulli or Gaussian likelihood `p(x|z)`.
     `fit` maximizes the ELBO `E_q[log p(x|z)] - KL(q(z|x) || p(z))`, with the
     KL in closed form. Losses are in nats per example, summed over pixels.
+
+    Two options tighten the bound (issue 21):
+
+    - `posterior="iaf"`: the Gaussian draw `z0` goes through an inverse
+      autoregressive flow (Kingma et al. 2016, `InverseAutoregressiveFlow`)
+      of `flow_steps` steps, conditioned on a context `h` that the encoder
+      outputs beside `z_mean` / `z_log_var`. The KL has no closed form any
+      more: it is the one-sample Monte Carlo estimate
+      `log q(z|x) - log p(z)`, with `log q(z|x) = log N(z0; z_mean,
+      exp(z_log_var)) - log|det dz/dz0|`, in the loss, in `elbo` and in the
+      importance weights of `log_likelihood`. `encode` then returns the
+      flowed code `z = f(z_mean; h)` (the flow applied to the base mean,
+      zero noise) as `z_mean`, and the base Gaussian's log-variance as
+      `z_log_var` (a spread of `z0`, not of `z`: `q(z|x)` is not Gaussian).
+    - `objective="iwae"`: `fit` maximizes the importance-weighted bound of
+      Burda et al. (2016) with `num_importance_samples` samples per
+      example, `log mean_k p(x|z_k) p(z_k) / q(z_k|x)`
+      (`keras_vae.losses.importance_weighted_bound`, the estimator of
+      `log_likelihood` too). The logs keep `reconstruction_loss` and
+      `kl_loss` (their sum is the negative ELBO, comparable with an ELBO
+      run) and add `iwae_loss`, the negative IWAE bound; `loss` is the
+      objective (with KL warm-up, the weights use `kl_weight * (log p(z) -
+      log q(z|x))`).
 
     Args:
         input_shape: tuple. Shape of one example, e.g. `(28, 28, 1)`.
@@ -48,6 +74,18 @@ class VAE(GenerativeModel):
             drawn in training; that noise is `keras.random`'s and differs
             between backends (`sample` draws with NumPy and agrees across
             backends). Defaults to `None`.
+        posterior: `"gaussian"` (diagonal) or `"iaf"` (a Gaussian followed
+            by an inverse autoregressive flow). Defaults to `"gaussian"`.
+        flow_steps: int. Steps of the flow: `>= 1` with `posterior="iaf"`,
+            `0` with `"gaussian"`. Defaults to `None`: `2` for `"iaf"`, `0`
+            otherwise.
+        flow_hidden_dims: tuple of ints. Hidden units of each step's MADE
+            network; the context `h` has `flow_hidden_dims[0]` units.
+            Ignored without a flow. Defaults to `(256, 256)`.
+        objective: `"elbo"` or `"iwae"`. Defaults to `"elbo"`.
+        num_importance_samples: int `>= 1`. Samples per example of the
+            IWAE objective (`1` with `"elbo"`). Defaults to `None`: `5` for
+            `"iwae"`, `1` otherwise.
         **kwargs: Base model keyword arguments (`name`, `dtype`).
 
     Example:
@@ -81,9 +119,25 @@ class VAE(GenerativeModel):
         kl_warmup_steps=0,
         free_bits=0.0,
         seed=None,
+        posterior="gaussian",
+        flow_steps=None,
+        flow_hidden_dims=(256, 256),
+        objective="elbo",
+        num_importance_samples=None,
         **kwargs,
     ):
+        if objective == "iwae":  # One more logged term (read by the base class).
+            self.loss_term_names = type(self).loss_term_names + ("iwae_loss",)
         super().__init__(**kwargs)
+        self.posterior = posterior
+        if flow_steps is None:
+            flow_steps = 2 if posterior == "iaf" else 0
+        self.flow_steps = int(flow_steps)
+        self.flow_hidden_dims = tuple(int(d) for d in flow_hidden_dims)
+        self.objective = objective
+        if num_importance_samples is None:
+            num_importance_samples = 5 if objective == "iwae" else 1
+        self.num_importance_samples = int(num_importance_samples)
         self.input_shape_ = tuple(int(d) for d in input_shape)
         self.latent_dim = int(latent_dim)
         self.likelihood = likelihood
@@ -104,6 +158,13 @@ class VAE(GenerativeModel):
         self.encoder = self._build_encoder(encoder)
         self.decoder = decoder or self._default_decoder()
         self.sampling = Sampling(seed=seed, name="sampling")
+        self.flow = None
+        if self.posterior == "iaf":
+            # float32 like the posterior heads: log q(z|x) is full precision.
+            self.flow = InverseAutoregressiveFlow(
+                self.flow_steps, self.flow_hidden_dims, dtype="float32", name="flow"
+            )
+            self.flow.build((None, self.latent_dim), (None, self.context_dim))
         self.decoder_log_var = None
         if likelihood == "gaussian":
             learned = decoder_variance == "learned"
@@ -134,6 +195,45 @@ class VAE(GenerativeModel):
             )
         if self.kl_warmup_steps < 0 or self.free_bits < 0:
             raise ValueError("`kl_warmup_steps` and `free_bits` must be >= 0.")
+        self._check_posterior_and_objective()
+
+    def _check_posterior_and_objective(self):
+        if self.posterior not in POSTERIORS:
+            raise ValueError(f"`posterior` must be one of {POSTERIORS}, got {self.posterior!r}.")
+        if self.flow_steps < 0:
+            raise ValueError(f"`flow_steps` must be >= 0, got {self.flow_steps}.")
+        if self.posterior == "gaussian" and self.flow_steps > 0:
+            raise ValueError(
+                f"`flow_steps={self.flow_steps}` needs a flow posterior: pass "
+                "`posterior='iaf'`, or `flow_steps=0` for the Gaussian posterior."
+            )
+        if self.posterior == "iaf" and self.flow_steps == 0:
+            raise ValueError("`posterior='iaf'` needs `flow_steps` >= 1, got 0.")
+        if not self.flow_hidden_dims or min(self.flow_hidden_dims) < 1:
+            raise ValueError(
+                f"`flow_hidden_dims` must be positive ints, got {self.flow_hidden_dims}."
+            )
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {self.objective!r}.")
+        if self.num_importance_samples < 1:
+            raise ValueError(
+                f"`num_importance_samples` must be >= 1, got {self.num_importance_samples}."
+            )
+        if self.objective == "elbo" and self.num_importance_samples != 1:
+            raise ValueError(
+                f"`num_importance_samples={self.num_importance_samples}` needs "
+                "`objective='iwae'` (the ELBO objective draws one sample)."
+            )
+        if self.objective == "iwae" and self.free_bits > 0:
+            raise ValueError(
+                "`free_bits` does not combine with `objective='iwae'` (the importance "
+                "weights have no per-dimension KL to floor); use `kl_warmup_steps`."
+            )
+
+    @property
+    def context_dim(self):
+        """Size of the encoder's context `h` for the flow (`0` without one)."""
+        return self.flow_hidden_dims[0] if self.posterior == "iaf" else 0
 
     def _build_encoder(self, network):
         if network is None:
@@ -145,7 +245,11 @@ class VAE(GenerativeModel):
         # the KL, the noise and `encode`'s outputs are full precision.
         z_mean = layers.Dense(self.latent_dim, dtype="float32", name="z_mean")(features)
         z_log_var = layers.Dense(self.latent_dim, dtype="float32", name="z_log_var")(features)
-        return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+        outputs = [z_mean, z_log_var]
+        if self.context_dim:  # The flow's context h (Kingma et al. 2016).
+            context = layers.Dense(self.context_dim, dtype="float32", name="context")
+            outputs.append(context(features))
+        return keras.Model(inputs, outputs, name="encoder")
 
     def _default_decoder(self):
         build = networks.conv_decoder if self.architecture == "conv" else networks.mlp_decoder
@@ -166,6 +270,13 @@ class VAE(GenerativeModel):
             return ops.sigmoid(ops.cast(outputs, "float32"))
         return ops.cast(outputs, "float32")
 
+    def kl_weight(self, step):
+        """The KL warm-up weight after `step` optimizer steps (`1.0` without
+        warm-up): rises linearly to 1 over `kl_warmup_steps`."""
+        if self.kl_warmup_steps == 0:
+            return 1.0
+        return ops.minimum(1.0, (step + 1.0) / self.kl_warmup_steps)
+
     def kl_penalty(self, kl_per_dim, step):
         """The KL part of the objective from the batch-mean KL per dimension.
 
@@ -175,25 +286,98 @@ class VAE(GenerativeModel):
             kl_per_dim = ops.maximum(kl_per_dim, self.free_bits)
         kl = ops.sum(kl_per_dim)
         if self.kl_warmup_steps > 0:
-            kl = kl * ops.minimum(1.0, (step + 1.0) / self.kl_warmup_steps)
+            kl = kl * self.kl_weight(step)
         return kl
+
+    def posterior_parameters(self, x, training=False):
+        """`(z_mean, z_log_var, context)` of `q(z|x)` for a batch `x`: the
+        base Gaussian and the flow's context (`None` without a flow)."""
+        outputs = self.encoder(x, training=training)
+        return outputs[0], outputs[1], (outputs[2] if self.flow is not None else None)
+
+    def draw_posterior(self, z_mean, z_log_var, context, seed=None, sample_shape=(), noise=None):
+        """Draws `z ~ q(z|x)`; returns `(z, log_q)`.
+
+        `z0 = z_mean + exp(z_log_var / 2) * eps` (`losses.reparameterize`;
+        `seed`, `sample_shape` and `noise` as there), then the flow if any.
+        `log_q` holds the per-dimension terms of `log q(z|x)`
+        (`losses.flow_log_prob`), shape of `z`, float32. With noise of
+        shape `(batch, k, latent_dim)`, pass `z_mean[:, None]`, ... and
+        `context[:, None]`.
+        """
+        z0 = losses.reparameterize(
+            z_mean, z_log_var, seed=seed, sample_shape=sample_shape, noise=noise
+        )
+        z, log_det = z0, 0.0
+        if self.flow is not None:
+            z, log_det = self.flow(z0, context)
+        return z, losses.flow_log_prob(z0, z_mean, z_log_var, log_det)
+
+    def posterior_code(self, x, training=False):
+        """The deterministic code of `encode`: `(z_mean, z_log_var)`, with
+        `z_mean` pushed through the flow (zero noise) for `posterior="iaf"`."""
+        z_mean, z_log_var, context = self.posterior_parameters(x, training)
+        if self.flow is not None:
+            z_mean, _ = self.flow(z_mean, context)
+        return z_mean, z_log_var
+
+    def samples_log_likelihood(self, x, z, training=False):
+        """`log p(x|z_k)` of `k` latents per example: `z` of shape
+        `(k, batch, latent_dim)` gives shape `(k, batch)`."""
+        num_samples = z.shape[0]
+        outputs = self.decoder(ops.reshape(z, (-1, self.latent_dim)), training=training)
+        if num_samples > 1:
+            x = ops.tile(x, (num_samples,) + (1,) * len(self.input_shape_))
+        return ops.reshape(self.reconstruction_log_likelihood(x, outputs), (num_samples, -1))
 
     def compute_loss_terms(self, x, training=False):
         step = self.advance_step(training)
-        z_mean, z_log_var = self.encoder(x, training=training)
-        z = self.sampling([z_mean, z_log_var])
-        outputs = self.decoder(z, training=training)
-        reconstruction_loss = -ops.mean(self.reconstruction_log_likelihood(x, outputs))
-        kl_per_dim = ops.mean(losses.gaussian_kl(z_mean, z_log_var), axis=0)
-        return {
-            "loss": reconstruction_loss + self.kl_penalty(kl_per_dim, step),
-            "reconstruction_loss": reconstruction_loss,
-            "kl_loss": ops.sum(kl_per_dim),
-        }
+        z_mean, z_log_var, context = self.posterior_parameters(x, training)
+        if self.flow is None and self.objective == "elbo":
+            z = self.sampling([z_mean, z_log_var])
+            outputs = self.decoder(z, training=training)
+            reconstruction_loss = -ops.mean(self.reconstruction_log_likelihood(x, outputs))
+            kl_per_dim = ops.mean(losses.gaussian_kl(z_mean, z_log_var), axis=0)
+            return {
+                "loss": reconstruction_loss + self.kl_penalty(kl_per_dim, step),
+                "reconstruction_loss": reconstruction_loss,
+                "kl_loss": ops.sum(kl_per_dim),
+            }
+        # k samples per example (k = 1 for the ELBO with a flow): a Monte
+        # Carlo KL, and the importance weights of the IWAE objective.
+        z, log_q = self.draw_posterior(
+            z_mean,
+            z_log_var,
+            context,
+            seed=self.sampling.seed_generator,
+            sample_shape=(self.num_importance_samples,),
+        )
+        log_px_z = self.samples_log_likelihood(x, z, training)
+        kl_per_dim = ops.mean(losses.monte_carlo_kl(z, log_q), axis=(0, 1))
+        if self.flow is None:  # The exact KL in the logs: less noise.
+            kl_per_dim = ops.mean(losses.gaussian_kl(z_mean, z_log_var), axis=0)
+        terms = {"reconstruction_loss": -ops.mean(log_px_z), "kl_loss": ops.sum(kl_per_dim)}
+        if self.objective == "elbo":
+            terms["loss"] = terms["reconstruction_loss"] + self.kl_penalty(kl_per_dim, step)
+            return terms
+        log_pz = losses.standard_normal_log_prob(z)
+        log_qz = ops.sum(log_q, axis=-1)
+        iwae, _ = losses.importance_weighted_bound(log_px_z, log_pz, log_qz, axis=0)
+        terms["iwae_loss"] = terms["loss"] = -ops.mean(iwae)
+        if self.kl_warmup_steps > 0:
+            warm, _ = losses.importance_weighted_bound(
+                log_px_z, log_pz, log_qz, axis=0, kl_weight=self.kl_weight(step)
+            )
+            terms["loss"] = -ops.mean(warm)
+        return terms
 
     def call(self, inputs, training=None):
-        z_mean, z_log_var = self.encoder(inputs, training=training)
-        z = self.sampling([z_mean, z_log_var])
+        z_mean, z_log_var, context = self.posterior_parameters(inputs, training)
+        if self.flow is None:
+            z = self.sampling([z_mean, z_log_var])
+        else:
+            z, _ = self.draw_posterior(z_mean, z_log_var, context, self.sampling.seed_generator)
+            z_mean, _ = self.flow(z_mean, context)
         outputs = self.decoder(z, training=training)
         return {
             "reconstruction": self.likelihood_mean(outputs),
@@ -222,11 +406,13 @@ class VAE(GenerativeModel):
     # Public verbs: NumPy in, NumPy out, batched.
 
     def encode(self, x, batch_size=256):
-        """Posterior parameters `(z_mean, z_log_var)` of `q(z|x)` (NumPy)."""
+        """Posterior parameters `(z_mean, z_log_var)` of `q(z|x)` (NumPy).
+
+        With `posterior="iaf"`, `z_mean` is the flowed code `f(z_mean; h)`
+        (the flow applied to the base Gaussian's mean, zero noise) and
+        `z_log_var` the base Gaussian's log-variance."""
         x = self._checked(x)
-        return self._run_batched(
-            lambda xb: tuple(self.encoder(xb, training=False)), [x], batch_size
-        )
+        return self._run_batched(lambda xb: self.posterior_code(xb), [x], batch_size)
 
     def decode(self, z, batch_size=256):
         """Mean of `p(x|z)`: pixel probabilities (Bernoulli) or means."""
@@ -261,20 +447,24 @@ class VAE(GenerativeModel):
     def elbo(self, x, num_samples=1, batch_size=256, seed=None):
         """Per-example ELBO in nats, averaged over `num_samples` draws of z.
 
-        `seed` seeds `keras.random`: the draws differ between backends."""
+        `seed` seeds `keras.random`: the draws differ between backends. The
+        KL is in closed form for the Gaussian posterior and a Monte Carlo
+        estimate `log q(z|x) - log p(z)` of each draw with a flow."""
         num_samples = check_count("num_samples", num_samples)
         x = self._checked(x)
         generator = keras.random.SeedGenerator(seed)
 
         def batch_elbo(xb):
-            z_mean, z_log_var = self.encoder(xb, training=False)
+            z_mean, z_log_var, context = self.posterior_parameters(xb)
             kl = ops.sum(losses.gaussian_kl(z_mean, z_log_var), axis=-1)
             total = 0.0
             for _ in range(num_samples):
-                z = losses.reparameterize(z_mean, z_log_var, seed=generator)
+                z, log_q = self.draw_posterior(z_mean, z_log_var, context, seed=generator)
+                if self.flow is not None:
+                    kl = ops.sum(losses.monte_carlo_kl(z, log_q), axis=-1)
                 outputs = self.decoder(z, training=False)
-                total = total + self.reconstruction_log_likelihood(xb, outputs)
-            return total / num_samples - kl
+                total = total + self.reconstruction_log_likelihood(xb, outputs) - kl
+            return total / num_samples
 
         return self._run_batched(batch_elbo, [x], batch_size)
 
@@ -316,12 +506,14 @@ class VAE(GenerativeModel):
 
     def _batch_log_likelihood(self, x, num_samples, generator, max_decode):
         batch = int(ops.shape(x)[0])
-        z_mean, z_log_var = (ops.cast(t, "float32") for t in self.encoder(x, training=False))
+        z_mean, z_log_var, context = self.posterior_parameters(x)
         per_chunk = max(1, max_decode // batch)
         log_weights = []
         for done in range(0, num_samples, per_chunk):
             k = min(per_chunk, num_samples - done)
-            z = losses.reparameterize(z_mean, z_log_var, seed=generator, sample_shape=(k,))
+            z, log_q = self.draw_posterior(
+                z_mean, z_log_var, context, seed=generator, sample_shape=(k,)
+            )
             flat_z = ops.convert_to_numpy(ops.reshape(z, (k * batch, self.latent_dim)))
             # predict_on_batch runs the decoder compiled (jit / tf.function,
             # no autograd), several times faster than eager calls.
@@ -332,7 +524,7 @@ class VAE(GenerativeModel):
                 losses.importance_log_weights(
                     log_px_z,
                     losses.standard_normal_log_prob(z),
-                    losses.diagonal_gaussian_log_prob(z, z_mean, z_log_var),
+                    ops.sum(log_q, axis=-1),
                 )
             )
         log_weights = ops.concatenate(log_weights, axis=0)
@@ -416,14 +608,14 @@ class VAE(GenerativeModel):
         return valid, inputs
 
     def encode_tensor(self, inputs):
-        z_mean, z_log_var = self.encoder(inputs, training=False)
+        z_mean, z_log_var = self.posterior_code(inputs)
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
     def decode_tensor(self, codes):
         return {"images": self.likelihood_mean(self.decoder(codes, training=False))}
 
     def reconstruct_tensor(self, inputs):
-        z_mean, _ = self.encoder(inputs, training=False)
+        z_mean, _ = self.posterior_code(inputs)
         outputs = self.decoder(z_mean, training=False)
         return {"reconstruction": self.likelihood_mean(outputs)}
 
@@ -432,18 +624,25 @@ class VAE(GenerativeModel):
 
     def score_from_noise(self, inputs, noise):
         """Negative ELBO (`noise` of shape `(batch, 1, latent_dim)`) or
-        negative IWAE bound (`(batch, k, latent_dim)`, `k > 1`) per example."""
+        negative IWAE bound (`(batch, k, latent_dim)`, `k > 1`) per example;
+        with a flow, the KL of the one-sample ELBO is a Monte Carlo estimate."""
         inputs = ops.cast(inputs, "float32")
-        z_mean, z_log_var = self.encoder(inputs, training=False)
+        z_mean, z_log_var, context = self.posterior_parameters(inputs)
         noise = ops.cast(noise, "float32")
         num_samples = noise.shape[1]
-        z = losses.reparameterize(z_mean[:, None], z_log_var[:, None], noise=noise)
+        if context is not None:
+            context = context[:, None]
+        z, log_q = self.draw_posterior(z_mean[:, None], z_log_var[:, None], context, noise=noise)
         flat_z = ops.reshape(z, (-1, self.latent_dim))
         outputs = self.decoder(flat_z, training=False)
         x_rep = ops.repeat(inputs, num_samples, axis=0)
         log_px_z = ops.reshape(
             self.reconstruction_log_likelihood(x_rep, outputs), (-1, num_samples)
         )
+        if self.flow is not None:
+            log_pz, log_qz = losses.standard_normal_log_prob(z), ops.sum(log_q, axis=-1)
+            iwae, _ = losses.importance_weighted_bound(log_px_z, log_pz, log_qz, axis=1)
+            return {"score": -iwae}
         return {"score": losses.negative_bound(log_px_z, z, z_mean, z_log_var)}
 
     def get_config(self):
@@ -462,4 +661,9 @@ class VAE(GenerativeModel):
             "kl_warmup_steps": self.kl_warmup_steps,
             "free_bits": self.free_bits,
             "seed": self.seed,
+            "posterior": self.posterior,
+            "flow_steps": self.flow_steps,
+            "flow_hidden_dims": self.flow_hidden_dims,
+            "objective": self.objective,
+            "num_importance_samples": self.num_importance_samples,
         }
