@@ -12,19 +12,29 @@ environment variable.
     keras-vae sample text_vae_ptb --num-samples 5      # prints sentences
     keras-vae evaluate text_vae_ptb --num-samples 500  # NLL, perplexity, KL, MI
     keras-vae export runs/my_vae --output serving/my_vae --version 1
+    keras-vae compress vae_binarized_mnist images.npy images.kvz
+    keras-vae decompress vae_binarized_mnist images.kvz images.npy
 
-User errors (unknown preset, missing data directory, bad path) print one
-line, `keras-vae: error: ...`, and exit with status 1; set
+Errors print one line, `keras-vae: error: ...`: user errors (unknown
+preset, missing data directory, bad path, a file that would be
+overwritten, a tampered preset) exit with status 2, as argparse's own
+usage errors do; anything unexpected exits with status 1. Set
 `KERAS_VAE_DEBUG=1` for the full traceback.
 """
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import shlex
 import sys
 
 VALID_SPLIT = {"binarized_mnist": "valid"}
+MODEL_HELP = "a preset name (see `keras-vae presets`), a preset folder or URL, or a .keras file"
+DATA_DIR_HELP = (
+    "folder holding the data sets (default: $KERAS_VAE_DATA_DIR, then the library's folders)"
+)
 TEXT_DATASETS = ("ptb",)
 
 
@@ -34,21 +44,23 @@ class UserError(Exception):
 
 def _user_errors():
     from keras_vae.datasets import DatasetNotFoundError
+    from keras_vae.presets import PresetIntegrityError
+    from keras_vae.runner.files import RunFolderError
 
     return (
         UserError,
-        ValueError,
-        FileNotFoundError,
-        FileExistsError,
-        NotADirectoryError,
-        IsADirectoryError,
-        PermissionError,
+        ValueError,  # PresetIntegrityError is one
+        OSError,  # FileNotFoundError, FileExistsError, PermissionError...
+        ImportError,  # an optional dependency (matplotlib...) is missing
         DatasetNotFoundError,
+        PresetIntegrityError,
+        RunFolderError,
     )
 
 
 def _say(message):
-    print(message, flush=True)
+    """Progress for the user (`evaluate --json` sends it to stderr)."""
+    print(message, file=sys.stdout, flush=True)
 
 
 def _set_data_dir(path):
@@ -128,27 +140,61 @@ def _int_tuple(text):
 # Verbs.
 
 
+# The metrics `keras-vae presets` shows first, when a preset has them (a
+# preset's metadata may name its own: "headline_metrics": [...]).
+HEADLINE_METRICS = (
+    "test_nll",
+    "perplexity",
+    "nll",
+    "factor_vae",
+    "mig",
+    "test_mse",
+    "test_perplexity",
+    "test_elbo",
+)
+
+
+def _headline(metadata, count=2):
+    """`name=value` of the preset's headline metrics (all with `count=None`)."""
+    metrics = {
+        k: v
+        for k, v in (metadata.get("metrics") or {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    order = [*metadata.get("headline_metrics", ()), *HEADLINE_METRICS]
+    names = [k for k in dict.fromkeys(order) if k in metrics]
+    if count is None:
+        names += [k for k in metrics if k not in names]
+    names = names[:count] if count else names
+    return "  ".join(
+        f"{k}={metrics[k]:.4g}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
+        for k in names
+    )
+
+
 def cmd_presets(args):
+    import textwrap
+
     from keras_vae import presets
 
+    wrap = dict(initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
     names = presets.list_presets()
     if not names:
         _say("No built-in presets are installed.")
         return 0
     for name in names:
         metadata = presets.load_metadata(name)
-        metrics = metadata.get("metrics") or {}
-        shown = ", ".join(
-            f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in list(metrics.items())[:3]
-            if isinstance(v, (int, float))
-        )
-        description = metadata.get("description", "")
+        description = " ".join(metadata.get("description", "").split())
         if args.verbose:
-            _say(f"{name}\n  {description}\n  {shown}")
+            _say(name)
+            for text in (description, _headline(metadata, None)):
+                _say(textwrap.fill(text, 88, **wrap))
         else:
-            short = description.split(". ")[0][:70]
-            _say(f"{name:<28} {short}" + (f"  [{shown}]" if shown else ""))
+            _say(f"{name:<22} {_headline(metadata)}")
+            short = textwrap.shorten(
+                description, 84, placeholder=" ...", break_on_hyphens=False
+            )
+            _say(f"    {short}")
     return 0
 
 
@@ -214,12 +260,10 @@ def cmd_train(args):
     from keras_vae import runner
 
     _set_data_dir(args.data_dir)
-    if os.path.exists(args.output) and not args.overwrite:
-        raise UserError(
-            f"Output {args.output!r} already exists; pass --overwrite to "
-            "replace it."
-        )
-    _output_dir_of(args.output)
+    # Before any training: an existing folder is replaced only with
+    # --overwrite and only if it is a preset folder; the parent folders are
+    # created and must be writable.
+    runner.files.check_output(args.output, args.overwrite)
     recipe = _read_recipe(args.recipe) if args.recipe else _recipe_from_flags(args)
     options = runner.parse_options(recipe)
     if args.max_examples:
@@ -248,6 +292,7 @@ def cmd_train(args):
         run_dir=args.run_dir,
         command="keras-vae " + shlex.join(args.argv),
         callbacks=callbacks,
+        overwrite=args.overwrite,
     )
     best = {k: v for k, v in metadata.items() if k.startswith("best_") and k != "best_epoch"}
     shown = ", ".join(f"{k[5:]} {v:.2f}" for k, v in best.items())
@@ -259,6 +304,16 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
+    if not args.json:
+        return _report(args, *_evaluate(args))
+    # stdout holds the JSON only: progress (ours and the library's) to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        measured = _evaluate(args)
+    return _report(args, *measured)
+
+
+def _evaluate(args):
+    """Returns `(dataset, count, results)` of `keras-vae evaluate`."""
     _set_data_dir(args.data_dir)
     model, metadata = _load_model(args.model)
     dataset = metadata.get("dataset")
@@ -302,7 +357,7 @@ def cmd_evaluate(args):
                 x, num_samples=args.num_samples, seed=args.seed
             )
             results[f"log_likelihood_k{args.num_samples}"] = float(ll.mean())
-    return _report(args, dataset, len(x), results)
+    return dataset, len(x), results
 
 
 def _is_text_model(model):
@@ -319,7 +374,7 @@ def _report(args, dataset, count, results):
         **results,
     }
     if args.json:
-        _say(json.dumps(results))
+        print(json.dumps(results), flush=True)
     else:
         for key, value in results.items():
             shown = f"{value:.4f}" if isinstance(value, float) else value
@@ -327,29 +382,55 @@ def _report(args, dataset, count, results):
     return 0
 
 
-def cmd_sample(args):
-    from keras_vae import plotting
+def _refuse_existing(path, args):
+    """Refuses to replace file `path` without `--overwrite`."""
+    if os.path.exists(path) and not args.overwrite:
+        raise UserError(f"{path!r} already exists; pass --overwrite to replace it.")
 
+
+def _need_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "writing a PNG needs matplotlib, which the base install lacks: "
+            "pip install 'keras-vae[plot]', or pass --output FILE.npy to save the "
+            "images as a NumPy array."
+        ) from None
+
+
+def cmd_sample(args):
     if args.output is not None:
         _output_dir_of(args.output)
+        _refuse_existing(args.output, args)
     model, _ = _load_model(args.model)
     if _is_text_model(model):
         return _sample_sentences(model, args)
     args.output = args.output or "samples.png"
-    _output_dir_of(args.output)
+    npy_only = args.output.lower().endswith(".npy")
+    npy_path = args.output if npy_only else os.path.splitext(args.output)[0] + ".npy"
+    _refuse_existing(args.output, args)
+    if args.npy:
+        _refuse_existing(npy_path, args)
+    if not npy_only:
+        _need_matplotlib()
     _say(f"Sampling {args.num_samples} images (seed {args.seed})...")
     images = model.sample(args.num_samples, seed=args.seed)
-    plotting.image_grid(
-        images,
-        num_columns=args.columns,
-        path=args.output,
-        title=f"{args.model}: seed {args.seed}",
-    )
-    if args.npy:
+    if not npy_only:
+        from keras_vae import plotting
+
+        plotting.image_grid(
+            images,
+            num_columns=args.columns,
+            path=args.output,
+            title=f"{args.model}: seed {args.seed}",
+        )
+        _say(f"Wrote {args.output}.")
+    if npy_only or args.npy:
         import numpy as np
 
-        np.save(os.path.splitext(args.output)[0] + ".npy", images)
-    _say(f"Wrote {args.output}.")
+        np.save(npy_path, images)
+        _say(f"Wrote {npy_path}.")
     return 0
 
 
@@ -363,10 +444,14 @@ def _sample_sentences(model, args):
     for sentence in sentences:
         print(sentence)
     if args.output:
-        tmp = args.output + ".part"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("".join(s + "\n" for s in sentences))
-        os.replace(tmp, args.output)
+        tmp = f"{args.output}.{os.getpid()}.part"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("".join(s + "\n" for s in sentences))
+            os.replace(tmp, args.output)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
         _say(f"Wrote {args.output}.")
     return 0
 
@@ -374,6 +459,12 @@ def _sample_sentences(model, args):
 def cmd_export(args):
     from keras_vae.export import export_saved_model
 
+    target = os.path.join(args.output, str(args.version))
+    already = (
+        f"{target!r} already exists; pass --overwrite to replace it, or another --version."
+    )
+    if os.path.exists(target) and not args.overwrite:
+        raise UserError(already)  # before the (slow) model loading
     model, _ = _load_model(args.model)
     _say(f"Exporting to {args.output}/{args.version}/ (TF SavedModel)...")
     try:
@@ -386,6 +477,8 @@ def cmd_export(args):
         )
     except TypeError as error:  # the model has no serving signatures
         raise UserError(str(error)) from None
+    except FileExistsError:  # the library names its argument, not our flag
+        raise UserError(already) from None
     _say(
         f"Wrote {path} with signatures serving_default, encode, decode, "
         "sample, score. Inspect it with: saved_model_cli show --all --dir "
@@ -394,7 +487,139 @@ def cmd_export(args):
     return 0
 
 
+# Compression (issue 22): keras_vae.compression on .npy / PNG files.
+
+
+def _progress(verb):
+    """A `progress(done, total)` callback printing to stderr at most once a second."""
+    import time
+
+    last = [time.monotonic()]
+
+    def report(done, total):
+        now = time.monotonic()
+        if done == total or now - last[0] >= 1.0:
+            last[0] = now
+            print(f"{verb} {done}/{total} images", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _read_images(path, shape):
+    import numpy as np
+
+    if not os.path.isfile(path):
+        raise UserError(f"Input file {path!r} does not exist.")
+    if path.lower().endswith(".png"):
+        from PIL import Image
+
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L"))
+        if not np.isin(pixels, (0, 255)).all():
+            raise UserError(f"{path} is not a black-and-white image (pixels must be 0 or 255).")
+        images = (pixels[None] // 255).astype("float32")
+    elif path.lower().endswith(".npy"):
+        images = np.load(path, allow_pickle=False)
+    else:
+        raise UserError(f"Input {path!r} must be a .npy or .png file.")
+    shape = tuple(shape)
+    if images.shape == shape or (shape[-1] == 1 and images.shape == shape[:-1]):
+        images = images[None]  # one image
+    if shape[-1] == 1 and images.shape[1:] == shape[:-1]:
+        images = images[..., None]
+    return images
+
+
+def _write_output(path, write, overwrite):
+    _output_dir_of(path)
+    if os.path.exists(path) and not overwrite:
+        raise UserError(f"{path!r} already exists; pass --overwrite to replace it.")
+    tmp = f"{path}.{os.getpid()}.part"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def cmd_compress(args):
+    from keras_vae import compression
+
+    model, metadata = _load_model(args.model)
+    images = _read_images(args.input, model.input_shape_)
+    _say(f"Compressing {len(images)} images with {args.model}...")
+    data = compression.compress(
+        model,
+        images,
+        preset=metadata.get("name") or os.path.basename(args.model.rstrip("/")),
+        batch_size=args.batch_size,
+        progress=_progress("compressed"),
+    )
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    _write_output(args.output, write, args.overwrite)
+    header = compression.read_header(data)
+    _say(
+        f"Wrote {args.output}: {len(data)} bytes, {header['bits_per_pixel']:.4f} bits per "
+        f"pixel ({os.path.getsize(args.input)} bytes in)."
+    )
+    return 0
+
+
+def cmd_decompress(args):
+    import numpy as np
+
+    from keras_vae import compression
+
+    if not os.path.isfile(args.input):
+        raise UserError(f"Input file {args.input!r} does not exist.")
+    as_png = args.output.lower().endswith(".png")
+    if not (as_png or args.output.lower().endswith(".npy")):
+        raise UserError(f"Output {args.output!r} must be a .npy or .png file.")
+    with open(args.input, "rb") as f:
+        data = f.read()
+    header = compression.read_header(data)
+    if as_png and header["count"] != 1:
+        raise UserError(
+            f"{args.input} holds {header['count']} images; a PNG holds one. Write a .npy."
+        )
+    model, _ = _load_model(args.model)
+    images = compression.decompress(model, data, progress=_progress("decompressed"))
+
+    def write(tmp):
+        if as_png:
+            from PIL import Image
+
+            pixels = (np.asarray(images[0]).reshape(images.shape[1:3]) * 255).astype("uint8")
+            Image.fromarray(pixels, mode="L").convert("1").save(tmp, format="PNG")
+        else:
+            with open(tmp, "wb") as f:
+                np.save(f, images)
+
+    _write_output(args.output, write, args.overwrite)
+    _say(f"Wrote {args.output}: {len(images)} images, verified against their checksum.")
+    return 0
+
+
 # ----------------------------------------------------------------------
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default: `(default: X)` added by
+    argparse, or said in the help text where the default is not a value
+    (`None`: e.g. "(default: the preset's data set)")."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default is None or action.required:
+            return text
+        if isinstance(action.default, (tuple, list)):
+            return text + " (default: " + ",".join(map(str, action.default)) + ")"
+        return super()._get_help_string(action)
 
 
 def build_parser():
@@ -405,11 +630,16 @@ def build_parser():
             "preset name, a preset folder, a preset URL or a .keras file."
         ),
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = parser.add_subparsers(
+        dest="verb",
+        metavar="VERB",
+        required=True,
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_HelpFormatter),
+    )
 
     p = verbs.add_parser("presets", help="list the built-in presets")
     p.add_argument(
-        "-v", "--verbose", action="store_true", help="full descriptions"
+        "-v", "--verbose", action="store_true", help="full descriptions and all metrics"
     )
     p.set_defaults(run=cmd_presets)
 
@@ -431,32 +661,49 @@ def build_parser():
     p.add_argument(
         "--dataset",
         default="binarized_mnist",
-        help="data set name (default binarized_mnist)",
+        help="data set name",
     )
-    p.add_argument("--output", required=True, help="preset folder to write")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="preset folder to write (its parent folders are created); required",
+    )
     p.add_argument(
         "--recipe",
         metavar="FILE",
         help="train this recipe (JSON, e.g. zoo/recipes/vae_binarized_mnist.json) "
-        "instead of one built from the flags",
+        "instead of one built from the flags (default: none, the flags' recipe)",
     )
     p.add_argument("--run-dir", metavar="DIR", help=RUN_DIR_HELP)
-    p.add_argument("--preset", help="start from this preset (fine-tune)")
-    p.add_argument("--epochs", type=_positive(int), default=10, help="default 10")
-    p.add_argument("--batch-size", type=_positive(int), default=128, help="default 128")
     p.add_argument(
-        "--learning-rate", type=_positive(float), default=1e-3, help="Adam's, default 1e-3"
+        "--preset",
+        help="start from this preset's weights (fine-tune) (default: none, random weights)",
     )
-    p.add_argument("--latent-dim", type=_positive(int), default=32, help="default 32")
-    p.add_argument("--architecture", choices=("conv", "mlp"), default="conv")
+    p.add_argument("--epochs", type=_positive(int), default=10, help="training epochs")
+    p.add_argument("--batch-size", type=_positive(int), default=128, help="examples per step")
+    p.add_argument(
+        "--learning-rate", type=_positive(float), default=1e-3, help="Adam's learning rate"
+    )
+    p.add_argument(
+        "--latent-dim", type=_positive(int), default=32, help="latent dimensions"
+    )
+    p.add_argument(
+        "--architecture",
+        choices=("conv", "mlp"),
+        default="conv",
+        help="encoder and decoder networks",
+    )
     p.add_argument(
         "--hidden-dims",
         type=_int_tuple,
         default=(32, 64),
-        help="comma-separated sizes, e.g. 32,64",
+        help="hidden layer sizes (conv: filters per stage), comma-separated",
     )
     p.add_argument(
-        "--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli"
+        "--likelihood",
+        choices=("bernoulli", "gaussian"),
+        default="bernoulli",
+        help="the decoder's distribution of a pixel",
     )
     p.add_argument(
         "--kl-warmup-steps",
@@ -474,71 +721,113 @@ def build_parser():
     p.add_argument(
         "--max-examples",
         type=_positive(int),
-        help="use only the first N examples of each split",
+        help="use only the first N examples of each split (default: all)",
     )
     p.add_argument(
         "--samples-every",
         type=int,
         default=0,
-        help="save a sample grid every N epochs to OUTPUT_samples/",
+        help="save a sample grid every N epochs to OUTPUT_samples/ (0: never)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", help="folder holding the data sets")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the run")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing preset folder --output (never another kind of folder)",
+    )
     p.set_defaults(run=cmd_train)
 
     p = verbs.add_parser("evaluate", help="ELBO and log-likelihood on data")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("--dataset", help="defaults to the preset's data set")
-    p.add_argument("--split", default="test")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("--dataset", help="data set (default: the preset's data set)")
+    p.add_argument("--split", default="test", help="split of the data set")
     p.add_argument(
         "--num-samples",
         type=int,
         default=100,
         help="importance samples for log p(x); 0 skips it",
     )
-    p.add_argument("--max-examples", type=_positive(int))
-    p.add_argument("--batch-size", type=_positive(int), default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", help="folder holding the data sets")
-    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.add_argument(
+        "--max-examples",
+        type=_positive(int),
+        help="evaluate the first N examples of the split (default: all)",
+    )
+    p.add_argument("--batch-size", type=_positive(int), default=256, help="examples per batch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON line on stdout (progress goes to stderr)",
+    )
     p.set_defaults(run=cmd_evaluate)
 
     p = verbs.add_parser(
         "sample", help="write a PNG grid of samples (text models: print sentences)"
     )
-    p.add_argument("model", metavar="MODEL")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument(
         "--output",
-        help="PNG path (default samples.png); for a text model, a text file "
-        "that gets one sentence per line (default: print only)",
+        help="PNG path, or a .npy path for the images as a NumPy array (no matplotlib "
+        "needed); for a text model, a text file that gets one sentence per line "
+        "(default: samples.png; text models: print only)",
     )
-    p.add_argument("--num-samples", type=_positive(int), default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--columns", type=_positive(int))
+    p.add_argument("--num-samples", type=_positive(int), default=64, help="samples to draw")
+    p.add_argument("--seed", type=int, default=0, help="seed of the prior draws")
+    p.add_argument(
+        "--columns",
+        type=_positive(int),
+        help="images per row of the grid (default: about the square root of the count)",
+    )
     p.add_argument(
         "--npy",
         action="store_true",
-        help="also save the images as a .npy array",
+        help="also save the images as a .npy array beside the PNG",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files (without it, an existing file is an error)",
     )
     p.set_defaults(run=cmd_sample)
 
     p = verbs.add_parser("export", help="write a TF Serving SavedModel")
-    p.add_argument("model", metavar="MODEL")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument(
         "--output",
         required=True,
-        help="model base folder; the version goes below it",
+        help="model base folder; the version goes below it; required",
     )
-    p.add_argument("--version", type=_positive(int), default=1)
+    p.add_argument(
+        "--version", type=_positive(int), default=1, help="version folder under --output"
+    )
     p.add_argument(
         "--score-num-samples",
         type=_positive(int),
         default=1,
-        help="1: negative ELBO; k>1: importance-sampled NLL",
+        help="what the score signature computes: 1: negative ELBO; k>1: "
+        "importance-sampled NLL with k samples",
     )
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --output/--version folder"
+    )
     p.set_defaults(run=cmd_export)
+
+    p = verbs.add_parser("compress", help="compress binary images losslessly (bits-back)")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("input", metavar="INPUT", help=".npy array of binary images, or a PNG")
+    p.add_argument("output", metavar="OUTPUT", help="the compressed file (.kvz)")
+    p.add_argument("--batch-size", type=_positive(int), default=32, help="images per model call")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    p.set_defaults(run=cmd_compress)
+
+    p = verbs.add_parser("decompress", help="decompress a .kvz file bit-exactly")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("input", metavar="INPUT", help="a file written by `keras-vae compress`")
+    p.add_argument("output", metavar="OUTPUT", help=".npy (any count) or .png (one image)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    p.set_defaults(run=cmd_decompress)
     return parser
 
 
@@ -554,11 +843,19 @@ def main(argv=None):
 
         print(INTERRUPTED, file=sys.stderr, flush=True)
         return 130
-    except _user_errors() as error:
+    except Exception as error:
         if os.environ.get("KERAS_VAE_DEBUG"):
             raise
         message = " ".join(str(error).split()) or type(error).__name__
-        print(f"keras-vae: error: {message}", file=sys.stderr)
+        if isinstance(error, _user_errors()):
+            print(f"keras-vae: error: {message}", file=sys.stderr, flush=True)
+            return 2
+        print(
+            f"keras-vae: error: {type(error).__name__}: {message} (unexpected; set "
+            "KERAS_VAE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
 
 

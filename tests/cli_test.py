@@ -20,8 +20,9 @@ VERBS = ("train", "evaluate", "sample", "export", "presets")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny preset folder written by `keras-vae train` on real MNIST."""
-    folder = tmp_path_factory.mktemp("cli") / "tiny_vae"
+    """A tiny preset folder written by `keras-vae train` on real MNIST (into
+    a `runs/` folder that does not exist yet: `train` creates it)."""
+    folder = tmp_path_factory.mktemp("cli") / "runs" / "tiny_vae"
     code = main(
         [
             "train",
@@ -88,7 +89,10 @@ def test_evaluate(trained, capsys):
         ]
     )
     assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    # stdout holds the JSON only; the progress lines went to stderr.
+    result = json.loads(captured.out)
+    assert "Evaluating on 50 examples" in captured.err
     assert result["dataset"] == "mnist" and result["examples"] == 50
     assert result["elbo"] < 0
     assert result["log_likelihood_k5"] >= result["elbo"] - 5.0
@@ -111,16 +115,29 @@ def test_sample_writes_png(trained, tmp_path, capsys):
     assert out.read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "grid.npy").exists()
     assert "Wrote" in capsys.readouterr().out
+    # Existing files are not overwritten silently.
+    before = out.read_bytes()
+    argv = ["sample", str(trained), "--num-samples", "4", "--seed", "1", "--output", str(out)]
+    assert main(argv) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    (tmp_path / "other.npy").write_bytes(b"mine")
+    other = argv[:-1] + [str(tmp_path / "other.png"), "--npy"]
+    assert main(other) == 2 and (tmp_path / "other.npy").read_bytes() == b"mine"
+    assert not (tmp_path / "other.png").exists()
+    assert main(argv + ["--overwrite"]) == 0 and out.read_bytes() != before
 
 
 def test_export(trained, tmp_path, capsys):
     code = main(["export", str(trained), "--output", str(tmp_path / "srv")])
     assert code == 0
     assert (tmp_path / "srv" / "1" / "saved_model.pb").exists()
-    # Exporting the same version again is a user error, not a traceback.
+    # Exporting the same version again is a user error, not a traceback,
+    # and names the command's flag (not the library's `overwrite=True`).
     code = main(["export", str(trained), "--output", str(tmp_path / "srv")])
-    assert code == 1
-    assert "already exists" in capsys.readouterr().err
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "already exists; pass --overwrite" in err and "overwrite=True" not in err
 
 
 def test_presets_lists_builtins(capsys):
@@ -152,7 +169,7 @@ def test_presets_lists_builtins(capsys):
 )
 def test_user_errors_are_one_line(argv, message, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    assert main(argv) == 1
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("keras-vae: error: ") and message in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
@@ -205,7 +222,7 @@ def test_train_runs_a_recipe_file_with_the_zoo_runner(tmp_path, monkeypatch):
 
 def test_sample_bad_output_path(trained, capsys):
     code = main(["sample", str(trained), "--output", "/no/such/dir/g.png"])
-    assert code == 1
+    assert code == 2
     assert "Output directory" in capsys.readouterr().err
 
 
@@ -260,8 +277,12 @@ def test_sample_prints_sentences_of_a_text_model(text_preset, tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     written = out.read_text().splitlines()
     assert len(written) == 3 and printed[2:5] == written
-    assert main(args + ["--npy"]) == 1
+    assert main(args + ["--npy"]) == 2
     assert "--npy and --columns are for image models" in capsys.readouterr().err
+    # The sentences file is not replaced silently.
+    assert main(args + ["--output", str(out)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main(args + ["--output", str(out), "--overwrite"]) == 0
 
 
 def test_evaluate_a_text_model_on_ptb(text_preset, capsys):
@@ -273,3 +294,125 @@ def test_evaluate_a_text_model_on_ptb(text_preset, capsys):
     assert results["perplexity"] > 1 and results["kl"] >= 0
     assert 0 <= results["active_units"] <= 2
     assert {"loss", "reconstruction_loss", "kl_loss", "mutual_information"} <= set(results)
+
+
+def test_every_option_has_help_and_shows_its_default(capsys):
+    import argparse
+
+    from keras_vae.cli import build_parser
+
+    verbs = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    for verb, parser in verbs.choices.items():
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            name = f"{verb} {action.dest}"
+            assert action.help, f"{name} has no help"
+            if action.option_strings and not action.required:
+                shown = parser.formatter_class(verb)._get_help_string(action)
+                assert "default" in shown, f"{name} does not say its default: {shown!r}"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS training epochs (default: 10)" in text
+    assert "(default: 32,64)" in text
+
+
+def test_presets_wraps_at_words_and_shows_the_headline_metric(capsys):
+    from keras_vae import presets
+
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in presets.list_presets():
+        metadata = presets.load_metadata(name)
+        header = next(line for line in lines if line.split()[0] == name)
+        description = " ".join(metadata["description"].split())
+        shown = lines[lines.index(header) + 1].strip()
+        if shown.endswith(" ..."):
+            kept = shown[: -len(" ...")]
+            assert description.startswith(kept) and description[len(kept)] == " ", shown
+        else:
+            assert shown == description
+    header = next(line for line in lines if line.startswith("vae_binarized_mnist "))
+    nll = presets.load_metadata("vae_binarized_mnist")["metrics"]["test_nll"]
+    assert f"test_nll={nll:.4g}" in header
+    assert main(["presets", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "dSprites-style" in " ".join(out.split())  # not broken at the hyphen
+
+
+def test_train_overwrite_replaces_only_a_preset_folder_and_checks_first(tmp_path, capsys):
+    work = tmp_path / "thesis"
+    work.mkdir()
+    (work / "chapter1.tex").write_text("years of work")
+    argv = ["train", "--dataset", "mnist", "--run-dir", str(tmp_path / "run")]
+    assert main(argv + ["--output", str(work), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a preset folder" in err and len(err.splitlines()) == 1
+    assert (work / "chapter1.tex").read_text() == "years of work"
+    assert main(argv + ["--output", str(work)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    # An output that cannot be written is refused before any training.
+    assert main(argv + ["--output", str(work / "chapter1.tex" / "x")]) == 2
+    assert "Cannot write the output" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_sample_without_matplotlib_is_one_line_naming_the_extra(
+    trained, tmp_path, monkeypatch, capsys
+):
+    import numpy as np
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+    code = main(["sample", str(trained), "--num-samples", "4", "--output", str(tmp_path / "g.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "g.png").exists()
+    assert len(err.splitlines()) == 1 and "pip install 'keras-vae[plot]'" in err
+    # A .npy output needs no matplotlib.
+    out = tmp_path / "g.npy"
+    assert main(["sample", str(trained), "--num-samples", "4", "--output", str(out)]) == 0
+    assert np.load(out).shape == (4, 28, 28, 1)
+
+
+def test_a_tampered_preset_is_one_line_status_2(trained, tmp_path, capsys):
+    copy = tmp_path / "tampered"
+    shutil.copytree(trained, copy)
+    weights = copy / "model.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert main(["evaluate", str(copy), "--max-examples", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("keras-vae: error: ") and len(err.splitlines()) == 1
+
+
+def test_unexpected_errors_are_one_line_too_unless_debugging(tmp_path, monkeypatch, capsys):
+    from keras_vae import runner
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something\nbroke")
+
+    monkeypatch.setattr(runner, "run", broken)
+    argv = ["train", "--dataset", "mnist", "--output", str(tmp_path / "o")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "keras-vae: error: RuntimeError: something broke (unexpected; set "
+        "KERAS_VAE_DEBUG=1 for the traceback)\n"
+    )
+    monkeypatch.setenv("KERAS_VAE_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="broke"):
+        main(argv)
+
+
+def test_the_notebooks_extra_installs_the_documented_nbconvert():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert "jupyter nbconvert" in (root / "docs" / "serving.md").read_text()
+    assert "nbconvert" in extras["notebooks"]
