@@ -3,12 +3,22 @@
 import numpy as np
 
 
-def _scores(values, name):
+def _scores(values, name, allow_inf=False):
+    """Scores as a float64 vector. NaN and `-inf` are never scores; `+inf`
+    (the exported `score` signature's answer to an invalid input, the most
+    anomalous) is accepted where `allow_inf`."""
     values = np.asarray(values, dtype="float64").reshape(-1)
     if values.size == 0:
         raise ValueError(f"`{name}` is empty.")
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    if np.any(np.isnan(values)) or np.any(values == -np.inf):
+        raise ValueError(f"`{name}` contains NaN or -inf values.")
+    if not allow_inf and np.any(values == np.inf):
+        raise ValueError(
+            f"`{name}` contains {int(np.sum(values == np.inf))} +inf scores: the "
+            "exported `score` signature gives +inf to invalid inputs (NaN pixels, "
+            "pixels outside [0, 1], sentences with <pad>); a threshold is set on "
+            "valid normal data, so drop them."
+        )
     return values
 
 
@@ -51,7 +61,8 @@ def roc_auc(scores_normal, scores_anomalous):
     The probability that a random anomalous example scores higher than a
     random normal one (ties count one half): the Mann-Whitney U statistic
     divided by `n_normal * n_anomalous`. `1.0` separates perfectly, `0.5`
-    is chance.
+    is chance. A `+inf` score (an invalid input, scored by the exported
+    `score` signature) ranks above every finite one; NaN is an error.
 
     Args:
         scores_normal: 1-D array of scores of normal examples.
@@ -65,8 +76,8 @@ def roc_auc(scores_normal, scores_anomalous):
     >>> roc_auc([0.1, 0.2, 0.3], [0.25, 0.9])
     0.8333333333333334
     """
-    normal = _scores(scores_normal, "scores_normal")
-    anomalous = _scores(scores_anomalous, "scores_anomalous")
+    normal = _scores(scores_normal, "scores_normal", allow_inf=True)
+    anomalous = _scores(scores_anomalous, "scores_anomalous", allow_inf=True)
     values = np.concatenate([normal, anomalous])
     order = np.argsort(values, kind="mergesort")
     ranks = np.empty(len(values), dtype="float64")

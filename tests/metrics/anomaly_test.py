@@ -31,6 +31,39 @@ def test_threshold_and_errors():
         roc_auc([np.nan], [1.0])
 
 
+def test_infinite_scores_rank_highest_and_nan_is_refused():
+    # +inf is the exported `score` signature's answer to an invalid input.
+    assert roc_auc([1.0, 2.0], [np.inf, 3.0]) == 1.0
+    assert roc_auc([1.0, np.inf], [np.inf, 0.0]) == pytest.approx(0.375)
+    with pytest.raises(ValueError, match="NaN"):
+        roc_auc([1.0], [np.nan])
+    with pytest.raises(ValueError, match="-inf"):
+        roc_auc([-np.inf], [1.0])
+    with pytest.raises(ValueError, match=r"1 \+inf scores.*drop them"):
+        anomaly_threshold([1.0, 2.0, np.inf])
+
+
+def test_anomaly_score_is_deterministic_and_refuses_invalid_pixels():
+    model = kv.VAE(input_shape=(8, 8, 1), latent_dim=2, architecture="mlp", hidden_dims=(16,))
+    x = np.random.default_rng(0).random((3, 8, 8, 1)).astype("float32")
+    first = model.anomaly_score(x)
+    # The same input gets the same score on every call (one posterior
+    # sample, drawn from the default seed 0), one at a time or batched.
+    np.testing.assert_array_equal(first, model.anomaly_score(x))
+    np.testing.assert_allclose(model.anomaly_score(x[:1]), first[:1], rtol=1e-5)
+    np.testing.assert_array_equal(
+        model.anomaly_score(x, num_samples=3), model.anomaly_score(x, num_samples=3)
+    )
+    assert not np.array_equal(model.anomaly_score(x, seed=1), first)
+    # Invalid pixels are refused, never scored as normal.
+    for value, message in ((255.0, r"\[0, 1\]"), (-0.5, r"\[0, 1\]"), (np.nan, "NaN")):
+        bad = x.copy()
+        bad[1, 2, 3, 0] = value
+        for num_samples in (1, 4):
+            with pytest.raises(ValueError, match=message):
+                model.anomaly_score(bad, num_samples=num_samples)
+
+
 def corrupt(images, rng, fraction=0.1):
     """Replaces `fraction` of the pixels with uniform noise."""
     images = images.copy()
