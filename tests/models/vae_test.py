@@ -182,3 +182,19 @@ def test_weights_and_keras_file_work_on_other_backends(tmp_path):
         # No torch-only optimizer class elsewhere, no torch.compile on torch.
         assert "backend.torch" not in report["optimizer"] or report["backend"] == "torch"
         assert not (report["backend"] == "torch" and report["jit_compile"])
+
+
+def test_a_seed_samples_the_same_images_on_every_backend():
+    # The latents come from NumPy and the decoder's weights are set from
+    # NumPy, so the images are a NumPy computation any backend must match.
+    model = VAE(input_shape=(2, 3), latent_dim=2, architecture="mlp", hidden_dims=(5,))
+    rng = np.random.default_rng(42)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in model.decoder.get_weights()]
+    model.decoder.set_weights(weights)
+    kernel, bias, out_kernel, out_bias = weights
+    z = np.random.default_rng(7).standard_normal((3, 2)).astype("float32")
+    logits = np.maximum(z @ kernel + bias, 0.0) @ out_kernel + out_bias
+    expected = (1.0 / (1.0 + np.exp(-logits))).reshape(3, 2, 3)
+    np.testing.assert_allclose(model.sample(3, seed=7), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.sample(3, seed=7, batch_size=2), expected, atol=1e-6)
+    assert not np.allclose(model.sample(3, seed=8), expected)
