@@ -3,7 +3,9 @@
 A run folder holds everything a run needs to continue after a kill: the
 `BackupAndRestore` checkpoints (one folder per stage), the best weights,
 the callbacks' counters, the accumulated training time, the cached
-evaluation chunks and the commands that worked on the run.
+evaluation chunks and the commands that worked on the run; `run.lock`
+(the pid of the run using it: `locked`) and `run.json` (the recipe and
+options it was started with: `check_identity`).
 """
 
 import contextlib
@@ -27,7 +29,10 @@ def write_json(path, obj):
     """Writes `obj` as JSON to `path` atomically (a temporary file renamed)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())  # on disk before the rename (a power cut)
     os.replace(tmp, path)
 
 
