@@ -385,3 +385,36 @@ def test_malformed_requests_answer_with_errors(exported, vq_exported, text_expor
     assert "<pad>" in results["text/encode/<pad>"][1]
     assert "must be < 8" in results["vq/decode/code_too_large"][1]
     assert "num_samples" in results["vae/sample/zero"][1]
+
+
+# Strings whose words Python's str.split() and TF's tf.strings.split (ASCII
+# whitespace only) would cut differently without the export's normalization.
+TRICKY_SENTENCES = [
+    "the\u00a0cat sat",  # non-breaking space
+    "the\tcat  sat",  # tab, two spaces
+    "  the cat sat \n",  # leading and trailing whitespace
+    "the\u2009cat\u3000sat",  # thin space, ideographic space
+    "the\x1ccat\x1fsat",  # ASCII separators: whitespace to Python
+    "the\u2028cat\u0085sat",  # line separator, next line
+    "the\u200bcat sat",  # zero-width space: not whitespace, one word
+    "thé cat\u202fsat",  # accented word, narrow no-break space
+    "\u00a0",
+    "",
+    "the <unk> sat",
+]
+
+
+def test_savedmodel_tokenization_matches_vocabulary(text_exported):
+    from keras_vae.export import _text_codec
+
+    model, path = text_exported
+    vocabulary = model.vocabulary
+    to_ids, _, _ = _text_codec(tf, vocabulary)
+    np.testing.assert_array_equal(
+        to_ids(tf.constant(TRICKY_SENTENCES)).numpy(), vocabulary.tokenize(TRICKY_SENTENCES)
+    )
+    assert vocabulary.tokenize(["the\u00a0cat"])[0, 1] != vocabulary.unk_id
+    # Through the SavedModel: the same codes as the Python model.
+    out = tf.saved_model.load(path).signatures["encode"](sentences=tf.constant(TRICKY_SENTENCES))
+    z_mean, _ = model.encode(TRICKY_SENTENCES)
+    np.testing.assert_allclose(out["z_mean"], z_mean, atol=1e-5)

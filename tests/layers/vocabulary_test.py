@@ -21,6 +21,20 @@ def test_tokenize_detokenize_round_trip():
     np.testing.assert_array_equal(mask, ids != 0)
 
 
+def test_control_tokens_are_not_words():
+    """`<pad>`, `<bos>`, `<eos>` in a sentence would cut or pad its row
+    early (and make it score as more likely): refused. `<unk>` is a word."""
+    vocabulary = Vocabulary(["a", "b"])
+    for word in ("<pad>", "<bos>", "<eos>"):
+        with pytest.raises(ValueError, match=f"Sentence 1 contains \\['{word}'\\]"):
+            vocabulary.tokenize(["a", f"a {word} b"])
+    np.testing.assert_array_equal(vocabulary.tokenize(["a <unk>"]), [[1, 4, 3, 2]])
+    # Whitespace is Python's: any Unicode space separates words.
+    np.testing.assert_array_equal(
+        vocabulary.tokenize(["a\u00a0b", "\ta\u3000\u2009b\x1c"]), [[1, 4, 5, 2]] * 2
+    )
+
+
 def test_max_length_and_truncation():
     vocabulary = Vocabulary(["a", "b"])
     assert vocabulary.tokenize(["a"], max_length=3).shape == (1, 5)
