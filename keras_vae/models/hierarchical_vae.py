@@ -650,6 +650,26 @@ class HierarchicalVAE(GenerativeModel):
 
         return self._run_batched(batch_elbo, [x], batch_size)
 
+    def group_kls(self, x, num_samples=1, batch_size=256, seed=None):
+        """Per-example KL of each group in nats, `(n, num_groups)`, top first.
+
+        Column `l` is `KL(q(z_l | x, z_<l) || p(z_l | z_<l))` in closed form,
+        averaged over `num_samples` draws of the groups above; the rows sum
+        to the KL term of `elbo`.
+        """
+        x = self._checked(x)
+        num_samples = int(num_samples)
+        if num_samples < 1:
+            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        generator = keras.random.SeedGenerator(seed)
+
+        def batch_kls(xb):
+            draws = self._posterior_pass(xb, num_samples, seed=generator)
+            kls = ops.stack(draws["kls"], axis=-1)
+            return ops.mean(ops.reshape(kls, (num_samples, -1, self.num_groups)), axis=0)
+
+        return self._run_batched(batch_kls, [x], batch_size)
+
     def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=0, max_decode=4096):
         """Importance-sampled estimate of `log p(x)` in nats, per example.
 

@@ -6,8 +6,9 @@ import keras
 import numpy as np
 
 from keras_vae import datasets
-from keras_vae.metrics.active_units import active_units
+from keras_vae.metrics.active_units import DEFAULT_THRESHOLD, active_units
 from keras_vae.models import networks
+from keras_vae.models.hierarchical_vae import HierarchicalVAE
 from keras_vae.models.vae import VAE
 from keras_vae.runner.evaluation import cached_log_likelihood
 from keras_vae.runner.families.family import Family
@@ -21,6 +22,32 @@ CHECK_IMAGES = 1000
 CHECK_SEED = 0
 # Images whose posterior means are stored as a cross-backend reference.
 REFERENCE_IMAGES = 4
+# The models a recipe's `"model_class"` may name (default `"VAE"`).
+MODEL_CLASSES = {"VAE": VAE, "HierarchicalVAE": HierarchicalVAE}
+
+
+def group_metrics(model, x):
+    """Active units and mean KL (nats) of each latent group of a
+    `HierarchicalVAE` on `x`, top group first, and the active units in all."""
+    z_means, _ = model.encode(x)
+    units = [
+        int(np.sum(np.var(z.reshape(len(x), -1).astype("float64"), axis=0) > DEFAULT_THRESHOLD))
+        for z in z_means
+    ]
+    kls = model.group_kls(x, seed=CHECK_SEED).mean(axis=0)
+    return {
+        "active_units": int(sum(units)),
+        "active_units_per_group": units,
+        "test_kl_per_group": [float(kl) for kl in kls],
+        "latent_shapes": [list(shape) for shape in model.latent_shapes()],
+    }
+
+
+def _as_lists(value):
+    """An array, or a list of per-group arrays, as nested lists."""
+    if isinstance(value, list):
+        return [np.asarray(v).tolist() for v in value]
+    return np.asarray(value).tolist()
 
 
 def adam(settings, steps):
@@ -98,12 +125,15 @@ class ImageVAE(Family):
         input_shape = tuple(args.pop("input_shape", None) or data["train"].shape[1:])
         if "hidden_dims" in args:
             args["hidden_dims"] = tuple(args["hidden_dims"])
-        for part, extra in (("encoder", ()), ("decoder", (args["latent_dim"],))):
+        for part, extra in (("encoder", ()), ("decoder", (args.get("latent_dim"),))):
             if part in recipe:
                 builder = dict(recipe[part])
                 network = getattr(networks, builder.pop("builder"))
                 args[part] = network(*extra, input_shape, **builder)
-        return VAE(input_shape=input_shape, seed=recipe["seed"], **args)
+        name = recipe.get("model_class", "VAE")
+        if name not in MODEL_CLASSES:
+            raise ValueError(f"`model_class` must be one of {sorted(MODEL_CLASSES)}, got {name!r}.")
+        return MODEL_CLASSES[name](input_shape=input_shape, seed=recipe["seed"], **args)
 
     def stages(self, model, recipe, data, options):
         epochs = self._epochs(recipe, options)
@@ -150,7 +180,10 @@ class ImageVAE(Family):
         metrics["test_elbo_images"] = int(len(x_test))
         metrics["valid_elbo"] = float(np.mean(model.elbo(x_valid, num_samples=1, seed=CHECK_SEED)))
         metrics["valid_elbo_images"] = int(len(x_valid))
-        metrics["active_units"] = active_units(model, x_test)
+        if isinstance(model, HierarchicalVAE):
+            metrics.update(group_metrics(model, x_test))
+        else:
+            metrics["active_units"] = active_units(model, x_test)
         metrics["active_units_threshold"] = 0.01
         metrics["latent_dim"] = model.latent_dim
         if not eval_samples:
@@ -192,8 +225,8 @@ class ImageVAE(Family):
             "published": recipe.get("published", {}),
             "reference_encode": {
                 "test_images": f"x_test[:{REFERENCE_IMAGES}]",
-                "z_mean": np.asarray(z_mean).tolist(),
-                "z_log_var": np.asarray(z_log_var).tolist(),
+                "z_mean": _as_lists(z_mean),
+                "z_log_var": _as_lists(z_log_var),
             },
         }
         if eval_samples:
