@@ -97,7 +97,9 @@ def test_help_names_the_run_folder_and_the_recipes_options(capsys):
 
 
 def test_every_recipe_has_a_family_and_a_seed():
-    assert recipes.names() == sorted(presets.list_presets())
+    # Every preset has its recipe; a recipe may come before its preset is
+    # trained (hvae_binarized_mnist trains across sessions).
+    assert set(presets.list_presets()) <= set(recipes.names())
     for name in recipes.names():
         recipe = recipes.load(name)
         assert recipe["family"] in runner.FAMILIES and "seed" in recipe, name
