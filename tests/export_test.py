@@ -4,7 +4,9 @@ On JAX and torch the export goes through the TensorFlow-backend subprocess
 (`python -m keras_vae.export`), so this file checks that route there.
 """
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -418,3 +420,106 @@ def test_savedmodel_tokenization_matches_vocabulary(text_exported):
     out = tf.saved_model.load(path).signatures["encode"](sentences=tf.constant(TRICKY_SENTENCES))
     z_mean, _ = model.encode(TRICKY_SENTENCES)
     np.testing.assert_allclose(out["z_mean"], z_mean, atol=1e-5)
+
+
+# ----------------------------------------------------------------------
+# The REST requests and replies documented in docs/serving.md (issue 23,
+# part 9): each request is fed to the exported signature and the outputs
+# are turned into the reply TF Serving sends, by the rule of its
+# tensorflow_serving/util/json_tensor.cc (MakeColumnarFormatJsonFromTensors,
+# MakeRowFormatJsonFromTensors): one output -> its value without the name.
+
+DOCS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "serving.md")
+CURL = re.compile(r"/v1/models/(\w+):predict \\\n\s+-d '([^']*)'\n# -> (.*)\n")
+
+
+def documented_json(text):
+    """The JSON of the docs, with the `...` that shorten values removed."""
+    return json.loads(re.sub(r"\.\.\.", "", re.sub(r",\s*\.\.\.", "", text)))
+
+
+def tf_serving_reply(outputs, row_format):
+    """The JSON body TF Serving answers for these signature outputs."""
+    values = {name: np.asarray(v) for name, v in outputs.items()}
+    if not row_format:
+        if len(values) == 1:
+            return {"outputs": next(iter(values.values())).tolist()}
+        return {"outputs": {name: v.tolist() for name, v in values.items()}}
+    (batch,) = {len(v) for v in values.values()}  # one batch size, or an error
+    if len(values) == 1:
+        return {"predictions": [item.tolist() for item in next(iter(values.values()))]}
+    return {"predictions": [{n: v[i].tolist() for n, v in values.items()} for i in range(batch)]}
+
+
+def depth(value):
+    return 1 + depth(value[0]) if isinstance(value, list) and value else int(
+        isinstance(value, list)
+    )
+
+
+def same_structure(documented, real):
+    """Keys and nesting agree; an empty documented list (`[...]`) stands
+    for a list of values."""
+    if isinstance(documented, dict):
+        return isinstance(real, dict) and documented.keys() == real.keys() and all(
+            same_structure(documented[k], real[k]) for k in documented
+        )
+    if isinstance(documented, list):
+        if not isinstance(real, list) or not real:
+            return False
+        if not documented:
+            return not isinstance(real[0], (list, dict))
+        return same_structure(documented[0], real[0])
+    return isinstance(documented, str) == isinstance(real, (str, bytes))
+
+
+def feed_from_request(body, specs):
+    """The signature's inputs for a documented request: its values where
+    they are scalars or strings, zeros of the right shape where the docs
+    shorten an image or latent with `...`."""
+    row_format = "instances" in body
+    if row_format:
+        instances = body["instances"]
+        if isinstance(instances[0], dict):
+            columns = {name: [item[name] for item in instances] for name in instances[0]}
+        else:
+            (name,) = specs
+            columns = {name: instances}
+    else:
+        columns = body["inputs"]
+        if not isinstance(columns, dict):
+            (name,) = specs
+            columns = {name: columns}
+    feed = {}
+    for name, value in columns.items():
+        spec = specs[name]
+        assert depth(value) == spec.shape.rank, (name, value, spec)
+        if spec.dtype == tf.string:
+            feed[name] = tf.constant(value)
+        elif spec.shape.rank == 0:
+            feed[name] = tf.constant(value, spec.dtype)
+        else:
+            shape = [len(value)] + spec.shape.as_list()[1:]
+            feed[name] = tf.zeros(shape, spec.dtype)
+    return feed, row_format
+
+
+def test_documented_rest_requests_match_the_export(exported, text_exported):
+    with open(DOCS, encoding="utf-8") as f:
+        requests = CURL.findall(f.read())
+    paths = {"vae": exported[2], "text_vae": text_exported[1]}
+    assert len(requests) >= 8 and {model for model, _, _ in requests} == set(paths)
+    loaded = {model: tf.saved_model.load(path) for model, path in paths.items()}
+    for model, request, reply in requests:
+        body, documented = documented_json(request), documented_json(reply)
+        signature = loaded[model].signatures[body.get("signature_name", "serving_default")]
+        feed, row_format = feed_from_request(body, signature.structured_input_signature[1])
+        real = tf_serving_reply(signature(**feed), row_format)
+        assert same_structure(documented, real), (request, reply, str(real)[:300])
+        if row_format:  # one prediction per instance, in the docs too
+            assert len(documented["predictions"]) == len(body["instances"]), request
+    # The rule itself: a single-output signature's name is dropped.
+    assert tf_serving_reply({"score": [1.0, 2.0]}, row_format=False) == {"outputs": [1.0, 2.0]}
+    assert tf_serving_reply({"a": [1.0], "b": [[2.0]]}, row_format=True) == {
+        "predictions": [{"a": 1.0, "b": [2.0]}]
+    }
