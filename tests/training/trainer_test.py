@@ -238,12 +238,14 @@ def test_every_input_kind_is_checked_like_numpy(kind):
 
 
 def test_the_checked_generator_still_yields_every_batch():
-    model = mlp_vae()
-    model.compile(optimizer="adam")
     x = np.random.default_rng(0).random((12, 4)).astype("float32")
-    model.fit(((x[i : i + 4],) for i in range(0, 12, 4)), epochs=1, verbose=0)
-    assert value(model.optimizer.iterations) == 3  # the peeked batch included
-    assert value(model.steps_trained) == 3
+    steps = []
+    for fit in (VAE.fit, keras.Model.fit):  # checked, and Keras' own
+        model = mlp_vae()
+        model.compile(optimizer="adam")
+        fit(model, ((x[i : i + 4],) for i in range(0, 12, 4)), epochs=1, verbose=0)
+        steps.append(value(model.steps_trained))
+    assert steps[0] == steps[1] >= 3  # the peeked batch is trained on
 
 
 def test_eager_verbs_take_backend_tensors_and_check_them():
