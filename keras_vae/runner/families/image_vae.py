@@ -20,6 +20,9 @@ from keras_vae.runner.stage import Stage
 CHECK_SAMPLES = 100
 CHECK_IMAGES = 1000
 CHECK_SEED = 0
+# The check images are a random subset, never a prefix (the binarized MNIST
+# test file is sorted by digit: its first 1000 images are all zeros).
+CHECK_SUBSET_SEED = 0
 # Images whose posterior means are stored as a cross-backend reference.
 REFERENCE_IMAGES = 4
 # The models a recipe's `"model_class"` may name (default `"VAE"`).
@@ -50,6 +53,23 @@ def _as_lists(value):
     return np.asarray(value).tolist()
 
 
+def random_subset(x, count, seed=0):
+    """`count` examples of `x` at the indices
+    `np.random.default_rng(seed).choice(len(x), count, replace=False)`,
+    in that order; all of `x`, as it is, when `count >= len(x)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_vae.runner.families.image_vae import random_subset
+    >>> random_subset(np.arange(10), 3).tolist()
+    [5, 9, 6]
+    """
+    if count >= len(x):
+        return x
+    return x[np.random.default_rng(seed).choice(len(x), count, replace=False)]
+
+
 def adam(settings, steps):
     """Adam with the recipe's learning rate: constant, or cosine-decayed to
     `final_learning_rate` over `steps` when the recipe gives one."""
@@ -59,6 +79,12 @@ def adam(settings, steps):
             rate, decay_steps=max(1, steps), alpha=settings["final_learning_rate"] / rate
         )
     return keras.optimizers.Adam(rate)
+
+
+def _images_text(count, data):
+    if count >= len(data["test"]):
+        return f"all {count} test images"
+    return f"{count} test images drawn at random (random_subset, seed 0)"
 
 
 class ImageVAE(Family):
@@ -85,7 +111,11 @@ class ImageVAE(Family):
         parser.add_argument(
             "--eval-samples", type=positive_int, help="importance samples of the test NLL"
         )
-        parser.add_argument("--eval-images", type=positive_int, help="test images evaluated")
+        parser.add_argument(
+            "--eval-images",
+            type=positive_int,
+            help="test images evaluated (a random subset, seed 0, when fewer than the split)",
+        )
         parser.add_argument(
             "--train-images",
             type=positive_int,
@@ -170,11 +200,13 @@ class ImageVAE(Family):
         return samples, images
 
     def evaluate(self, model, run_dir, recipe, data, options):
-        """ELBO and active units on the first `eval_images` test (and
-        validation) images, and the importance-sampled NLL on them,
-        computed in chunks cached in the run folder."""
+        """ELBO and active units on `eval_images` test (and validation)
+        images (all of them by default, else a `random_subset`), and the
+        importance-sampled NLL on them, computed in chunks cached in the
+        run folder."""
         eval_samples, eval_images = self._eval_counts(recipe, options)
-        x_test, x_valid = data["test"][:eval_images], data["valid"][:eval_images]
+        x_test = random_subset(data["test"], eval_images)
+        x_valid = random_subset(data["valid"], eval_images)
         metrics = {}
         metrics["test_elbo"] = float(np.mean(model.elbo(x_test, num_samples=1, seed=CHECK_SEED)))
         metrics["test_elbo_images"] = int(len(x_test))
@@ -188,13 +220,13 @@ class ImageVAE(Family):
         metrics["latent_dim"] = model.latent_dim
         if not eval_samples:
             return metrics
-        check_images = min(CHECK_IMAGES, len(x_test))
-        log_px = model.log_likelihood(
-            x_test[:check_images], num_samples=CHECK_SAMPLES, seed=CHECK_SEED
-        )
+        check_images = min(CHECK_IMAGES, len(x_test))  # smoke runs: fewer
+        check = random_subset(data["test"], check_images, seed=CHECK_SUBSET_SEED)
+        log_px = model.log_likelihood(check, num_samples=CHECK_SAMPLES, seed=CHECK_SEED)
         metrics["check_nll"] = float(-np.mean(log_px))
         metrics["check_nll_importance_samples"] = CHECK_SAMPLES
-        metrics["check_nll_images"] = check_images
+        metrics["check_nll_images"] = len(check)
+        metrics["check_nll_subset_seed"] = CHECK_SUBSET_SEED
         metrics["check_nll_seed"] = CHECK_SEED
         print(f"Cheap metrics: {json.dumps(metrics)}", flush=True)
         log_px, seconds = cached_log_likelihood(
@@ -232,7 +264,7 @@ class ImageVAE(Family):
         if eval_samples:
             protocol = (
                 f"importance-sampled log p(x) (IWAE bound, q(z|x) proposal) with "
-                f"k={eval_samples} samples on the first {metrics['test_nll_images']} test images"
+                f"k={eval_samples} samples on {_images_text(metrics['test_nll_images'], data)}"
             )
             if eval_samples < 5000:
                 protocol += (
