@@ -134,6 +134,9 @@ class InverseAutoregressiveFlow(keras.layers.Layer):
                 + ("without" if self.context_dim is None else "with")
                 + " one."
             )
+        z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
+        if context is not None:
+            context = ops.convert_to_tensor(context, dtype=self.compute_dtype)
         hidden = z
         network = self.networks[index]
         for i, layer in enumerate(network):
