@@ -37,9 +37,15 @@ class ResidualBlock(keras.layers.Layer):
             )
         channels = input_shape[-1]
         self.conv_hidden = layers.Conv2D(
-            self.hidden_dim, 3, padding="same", name="conv_hidden"
+            self.hidden_dim,
+            3,
+            padding="same",
+            dtype=self.dtype_policy,
+            name="conv_hidden",
         )
-        self.conv_out = layers.Conv2D(channels, 1, name="conv_out")
+        self.conv_out = layers.Conv2D(
+            channels, 1, dtype=self.dtype_policy, name="conv_out"
+        )
         self.conv_hidden.build(input_shape)
         self.conv_out.build(tuple(input_shape[:-1]) + (self.hidden_dim,))
 

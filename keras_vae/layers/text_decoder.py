@@ -105,27 +105,37 @@ class TextDecoder(keras.layers.Layer):
                 "`tie_embeddings=True` needs `embedding_dim == hidden_dim`; got "
                 f"embedding_dim={self.embedding_dim}, hidden_dim={self.hidden_dim}."
             )
+        # Sublayers follow this layer's dtype policy (mixed precision).
+        policy = self.dtype_policy
         self.embedding = layers.Embedding(
-            self.vocabulary_size, self.embedding_dim, name="embedding"
+            self.vocabulary_size, self.embedding_dim, dtype=policy, name="embedding"
         )
         self.input_dropout_layer = layers.Dropout(
-            self.embedding_dropout, seed=seed, name="embedding_dropout"
+            self.embedding_dropout, seed=seed, dtype=policy, name="embedding_dropout"
         )
         self.lstm = layers.LSTM(
-            self.hidden_dim, return_sequences=True, name="lstm"
+            self.hidden_dim, return_sequences=True, dtype=policy, name="lstm"
         )
+        if policy.variable_dtype != "float32":
+            # jaxlib has no float16 QR on CPU: the orthogonal recurrent
+            # kernel is drawn in float32 (the same draw), then cast.
+            cell = self.lstm.cell
+            cell.recurrent_initializer = _DrawnInFloat32(cell.recurrent_initializer)
         self.output_dropout_layer = layers.Dropout(
             self.output_dropout,
             seed=None if seed is None else seed + 1,
+            dtype=policy,
             name="output_dropout",
         )
         self.output_layer = None
         if not self.tie_embeddings:
-            self.output_layer = layers.Dense(self.vocabulary_size, name="logits")
+            self.output_layer = layers.Dense(
+                self.vocabulary_size, dtype=policy, name="logits"
+            )
         self.initial_cell = None
         if self.latent_dim:
             self.initial_cell = layers.Dense(
-                self.hidden_dim, name="initial_cell"
+                self.hidden_dim, dtype=policy, name="initial_cell"
             )
         # seed, seed + 1 and seed + 2: one seed for all three would give
         # correlated streams (the same counter-based bits on every backend).
@@ -239,6 +249,11 @@ class TextDecoder(keras.layers.Layer):
         logits = self.logits(hidden)
         return ops.log_softmax(logits, axis=-1), list(state)
 
+    def compute_output_spec(self, inputs, training=None):
+        # Log-likelihoods are float32 under every dtype policy (`logits`).
+        shapes = keras.tree.map_structure(lambda x: tuple(x.shape), inputs)
+        return keras.KerasTensor(self.compute_output_shape(shapes), dtype="float32")
+
     def compute_output_shape(self, input_shape):
         shape = input_shape[0] if self.latent_dim else input_shape
         if (
@@ -265,3 +280,13 @@ class TextDecoder(keras.layers.Layer):
             "unk_id": self.unk_id,
             "seed": self.seed,
         }
+
+
+class _DrawnInFloat32:
+    """An initializer that draws in float32 and casts to the variable dtype."""
+
+    def __init__(self, initializer):
+        self.initializer = initializer
+
+    def __call__(self, shape, dtype=None):
+        return ops.cast(self.initializer(shape, dtype="float32"), dtype)

@@ -18,6 +18,14 @@ class TransformerBlock(keras.layers.Layer):
         seed: int or `None`. Seed of the dropout layers.
         **kwargs: Base layer keyword arguments.
 
+    Call arguments:
+        inputs: float tensor `(batch, length, dim)`.
+        training: bool. Applies the dropouts.
+        mask: optional bool tensor `(batch, length)`, `False` at padding
+            (e.g. from `Embedding(mask_zero=True)`, passed on by Keras): no
+            position attends to a padded one. The mask passes on unchanged
+            to the next layer.
+
     Example:
 
     >>> import numpy as np
@@ -30,6 +38,7 @@ class TransformerBlock(keras.layers.Layer):
         self, num_heads=4, mlp_dim=256, dropout=0.0, seed=None, **kwargs
     ):
         super().__init__(**kwargs)
+        self.supports_masking = True
         self.num_heads = int(num_heads)
         self.mlp_dim = int(mlp_dim)
         self.dropout = float(dropout)
@@ -51,32 +60,43 @@ class TransformerBlock(keras.layers.Layer):
                 f"The model dimension {dim} must be divisible by num_heads="
                 f"{self.num_heads}."
             )
+        # Sublayers follow this layer's dtype policy (mixed precision).
+        policy = self.dtype_policy
         self.attention_norm = layers.LayerNormalization(
-            epsilon=1e-5, name="attention_norm"
+            epsilon=1e-5, dtype=policy, name="attention_norm"
         )
         self.attention = layers.MultiHeadAttention(
             self.num_heads,
             dim // self.num_heads,
             dropout=0.0,
+            dtype=policy,
             name="attention",
         )
-        self.mlp_norm = layers.LayerNormalization(epsilon=1e-5, name="mlp_norm")
-        self.mlp_hidden = layers.Dense(
-            self.mlp_dim, activation="gelu", name="mlp_hidden"
+        self.mlp_norm = layers.LayerNormalization(
+            epsilon=1e-5, dtype=policy, name="mlp_norm"
         )
-        self.mlp_out = layers.Dense(dim, name="mlp_out")
-        self.attention_dropout = layers.Dropout(self.dropout, seed=self.seed)
+        self.mlp_hidden = layers.Dense(
+            self.mlp_dim, activation="gelu", dtype=policy, name="mlp_hidden"
+        )
+        self.mlp_out = layers.Dense(dim, dtype=policy, name="mlp_out")
+        self.attention_dropout = layers.Dropout(
+            self.dropout, seed=self.seed, dtype=policy
+        )
         mlp_seed = None if self.seed is None else self.seed + 1
-        self.mlp_dropout = layers.Dropout(self.dropout, seed=mlp_seed)
+        self.mlp_dropout = layers.Dropout(
+            self.dropout, seed=mlp_seed, dtype=policy
+        )
         self.attention_norm.build(input_shape)
         self.attention.build(input_shape, input_shape)
         self.mlp_norm.build(input_shape)
         self.mlp_hidden.build(input_shape)
         self.mlp_out.build(tuple(input_shape[:-1]) + (self.mlp_dim,))
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, mask=None):
         x = self.attention_norm(inputs)
-        x = self.attention(x, x, use_causal_mask=True, training=training)
+        x = self.attention(
+            x, x, value_mask=mask, use_causal_mask=True, training=training
+        )
         x = inputs + self.attention_dropout(x, training=training)
         y = self.mlp_out(self.mlp_hidden(self.mlp_norm(x)))
         return x + self.mlp_dropout(y, training=training)
