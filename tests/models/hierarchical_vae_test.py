@@ -197,6 +197,23 @@ def test_bad_inputs_and_latents_raise_clear_errors(model):
         model.sample(2, temperature=-1.0)
 
 
+def test_runner_builds_it_from_a_recipe_and_measures_each_group(model):
+    from keras_vae.runner.families.image_vae import ImageVAE, group_metrics
+
+    recipe = {"model_class": "HierarchicalVAE", "model": model.get_config(), "seed": 0}
+    recipe["model"] = {k: v for k, v in recipe["model"].items() if k not in ("name", "seed")}
+    built = ImageVAE().build_model(recipe, {})
+    assert isinstance(built, HierarchicalVAE) and built.strides == (4, 2)
+    with pytest.raises(ValueError, match="model_class"):
+        ImageVAE().build_model({**recipe, "model_class": "Nope"}, {})
+    metrics = group_metrics(model, X)
+    assert len(metrics["active_units_per_group"]) == 2
+    assert metrics["active_units"] == sum(metrics["active_units_per_group"]) <= model.latent_dim
+    kls = model.group_kls(X, seed=0)
+    assert kls.shape == (32, 2) and kls.min() >= 0
+    np.testing.assert_allclose(metrics["test_kl_per_group"], kls.mean(axis=0), rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_export_signatures_answer(model, tmp_path):
     import tensorflow as tf
