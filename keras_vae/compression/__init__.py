@@ -54,10 +54,13 @@ __all__ = [
 
 
 def weights_sha256(model):
-    """sha256 of a model's weight values (shapes, dtypes and bytes, in order)."""
+    """sha256 of a model's floating-point weights (shapes, dtypes and bytes,
+    in order); integer state such as step counters is left out."""
     digest = hashlib.sha256()
     for weight in model.weights:
         value = np.ascontiguousarray(weight.numpy())
+        if not np.issubdtype(value.dtype, np.floating):
+            continue
         digest.update(f"{value.dtype.str}{value.shape}".encode())
         digest.update(value.astype(value.dtype.newbyteorder("<")).tobytes())
     return digest.hexdigest()

@@ -86,7 +86,7 @@ def test_corrupted_truncated_and_foreign_streams_are_refused(tiny):
 def test_wrong_model_backend_and_shape_are_refused(tiny):
     model, _, data = tiny
     other = kv.VAE(input_shape=(4, 4, 1), latent_dim=2, architecture="mlp", hidden_dims=(8,))
-    kernel = other.weights[0]
+    kernel = other.decoder.weights[0]
     kernel.assign(kernel.numpy() + 1e-3)  # one weight differs
     with pytest.raises(CompressionError, match="other model weights"):
         compression.decompress(other, data)
