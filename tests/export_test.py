@@ -261,6 +261,14 @@ def vq_exported(tmp_path_factory):
     return model, kv.export_saved_model(model, base)
 
 
+@pytest.fixture(scope="module")
+def hvae_exported(tmp_path_factory):
+    model = kv.HierarchicalVAE(
+        input_shape=(8, 8, 1), latent_channels=(2, 3), strides=(4, 2), hidden_channels=4, seed=0
+    )
+    return model, kv.export_saved_model(model, tmp_path_factory.mktemp("export") / "hvae")
+
+
 def image_cases(prefix, path, shape, bernoulli):
     """Requests to the image signatures: `(path, signature, feed)` and the
     expected answer, `"error"` or the validity of each example scored."""
@@ -309,16 +317,21 @@ def image_cases(prefix, path, shape, bernoulli):
     return cases, expected
 
 
-def test_malformed_requests_answer_with_errors(exported, vq_exported, text_exported, tmp_path):
+def test_malformed_requests_answer_with_errors(
+    exported, vq_exported, text_exported, hvae_exported, tmp_path
+):
     import pickle
 
     vae, _, vae_path = exported
     vq, vq_path = vq_exported
     text, text_path = text_exported
     cases, expected = image_cases("vae", vae_path, (28, 28, 1), bernoulli=True)
-    more = image_cases("vq", vq_path, (8, 8, 1), bernoulli=False)
-    cases.update(more[0])
-    expected.update(more[1])
+    for more in (
+        image_cases("vq", vq_path, (8, 8, 1), bernoulli=False),
+        image_cases("hvae", hvae_exported[1], (8, 8, 1), bernoulli=True),
+    ):
+        cases.update(more[0])
+        expected.update(more[1])
 
     z = np.zeros((2, LATENT), "float32")
     z_nan = z.copy()
@@ -523,3 +536,42 @@ def test_documented_rest_requests_match_the_export(exported, text_exported):
     assert tf_serving_reply({"a": [1.0], "b": [[2.0]]}, row_format=True) == {
         "predictions": [{"a": 1.0, "b": [2.0]}]
     }
+
+
+def test_screen_inputs_tensor_on_this_backend():
+    """The models' validity rules (`screen_inputs_tensor`, keras.ops) on
+    the test's own backend: what the served `score` gives +inf."""
+    from tests.models.text_vae_test import tiny
+
+    vae = kv.VAE(input_shape=(2, 2, 1), latent_dim=2, architecture="mlp", hidden_dims=(4,))
+    x = np.full((5, 2, 2, 1), 0.5, "float32")
+    x[1, 0, 0, 0], x[2, 1, 1, 0], x[3, 0, 1, 0], x[4, 1, 0, 0] = np.nan, np.inf, 255.0, -0.1
+    valid, cleaned = (keras.ops.convert_to_numpy(t) for t in vae.screen_inputs_tensor(x))
+    np.testing.assert_array_equal(valid, [True, False, False, False, False])
+    np.testing.assert_array_equal(cleaned[1:], 0.0)
+    np.testing.assert_array_equal(cleaned[0], x[0])
+    gaussian = kv.VAE(
+        input_shape=(2, 2, 1), latent_dim=2, likelihood="gaussian", architecture="mlp"
+    )
+    valid, _ = gaussian.screen_inputs_tensor(x)  # any finite value is valid
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(valid), [1, 0, 0, 1, 1])
+
+    rows = {
+        (1, 4, 5, 2, 0): True,
+        (1, 2, 0, 0, 0): True,  # the empty sentence
+        (1, 3, 2, 0, 0): True,  # <unk> is a word
+        (1, 4, 0, 5, 2): False,  # <pad> as a word
+        (1, 4, 1, 2, 0): False,  # <bos> as a word
+        (4, 5, 2, 0, 0): False,  # no <bos>
+        (1, 4, 5, 6, 7): False,  # no <eos>
+        (1, 4, 2, 5, 0): False,  # a word after <eos>
+        (1, 2, 2, 0, 0): False,  # <eos> after <eos>
+        (1, 99, 2, 0, 0): False,  # outside the vocabulary
+        (1, -1, 2, 0, 0): False,
+    }
+    ids = np.array(list(rows), "int32")
+    valid, cleaned = tiny().screen_inputs_tensor(ids)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(valid), list(rows.values()))
+    cleaned = keras.ops.convert_to_numpy(cleaned)
+    np.testing.assert_array_equal(cleaned[:3], ids[:3])
+    np.testing.assert_array_equal(cleaned[3:], np.tile([1, 2, 0, 0, 0], (len(rows) - 3, 1)))

@@ -302,7 +302,7 @@ class GenerativeModel(Trainer, keras.Model):
         `{"score": (batch,)}`; `noise` follows `serving_spec()["score_noise"]`."""
         raise NotImplementedError(f"{type(self).__name__}.score_from_noise")
 
-    def screen_inputs_tensor(self, inputs):
+    def screen_inputs_tensor(self, inputs, value_range=None):
         """Finds the examples of a batch that the model cannot score.
 
         Returns `(valid, inputs)`: a `(batch,)` bool tensor, `False` for an
@@ -311,12 +311,17 @@ class GenerativeModel(Trainer, keras.Model):
         The export fails `serving_default`, `encode` requests holding
         invalid examples and scores them `+inf` in `score`. The base class
         calls a floating-point example invalid when a value is NaN or
-        infinite; subclasses add their own rules.
+        infinite, or outside `value_range` (`(low, high)`, inclusive) when
+        given; subclasses pass their range or add their own rules.
         """
         if "float" not in str(inputs.dtype):
             return ops.ones((ops.shape(inputs)[0],), "bool"), inputs
         axes = tuple(range(1, len(inputs.shape)))
         valid = ops.all(ops.isfinite(inputs), axis=axes)
+        if value_range is not None:
+            low, high = value_range
+            inside = ops.logical_and(inputs >= low, inputs <= high)
+            valid = ops.logical_and(valid, ops.all(inside, axis=axes))
         keep = ops.reshape(valid, (-1,) + (1,) * len(axes))
         return valid, ops.where(keep, inputs, ops.zeros_like(inputs))
 

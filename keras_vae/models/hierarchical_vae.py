@@ -714,15 +714,20 @@ class HierarchicalVAE(GenerativeModel):
             )
         return np.concatenate(results)
 
-    def anomaly_score(self, x, num_samples=1, seed=None, batch_size=256):
+    def anomaly_score(self, x, num_samples=1, seed=0, batch_size=256):
         """Per-example anomaly score in nats (higher: more anomalous): the
         negative ELBO (`num_samples=1`) or the negative importance-sampled
-        log-likelihood with `num_samples` samples."""
+        log-likelihood with `num_samples` samples.
+
+        Deterministic by default (`seed=0`; `None` draws fresh noise).
+        Invalid input (NaN or infinite pixels, pixels outside `[0, 1]`) is
+        refused with a `ValueError`; the exported `score` signature scores
+        it `+inf` instead (see `VAE.anomaly_score`)."""
         num_samples = int(num_samples)
         if num_samples < 1:
             raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
         if num_samples > 1:
-            return -self.log_likelihood(x, num_samples=num_samples, seed=seed or 0)
+            return -self.log_likelihood(x, num_samples=num_samples, seed=seed)
         return -self.elbo(x, seed=seed, batch_size=batch_size)
 
     # ------------------------------------------------------------------
@@ -735,7 +740,13 @@ class HierarchicalVAE(GenerativeModel):
             "codes": ("z", (self.latent_dim,), "float32"),
             "sample_noise": ((self.latent_dim,), "normal"),
             "score_noise": ((int(score_num_samples), self.latent_dim), "normal"),
+            "valid_inputs": "finite pixels in [0, 1]",
         }
+
+    def screen_inputs_tensor(self, inputs):
+        """See `GenerativeModel.screen_inputs_tensor`: pixels must be finite
+        and in `[0, 1]` (the Bernoulli likelihood's range)."""
+        return super().screen_inputs_tensor(inputs, value_range=(0.0, 1.0))
 
     def encode_tensor(self, inputs):
         activations = self._bottom_up(inputs)

@@ -598,14 +598,8 @@ class VAE(GenerativeModel):
         """See `GenerativeModel.screen_inputs_tensor`. Invalid: a NaN or
         infinite pixel, or with a Bernoulli likelihood a pixel outside
         `[0, 1]` (the checks of `validate_inputs`, per example)."""
-        valid, inputs = super().screen_inputs_tensor(inputs)
-        if self.likelihood == "bernoulli":
-            axes = tuple(range(1, len(self.input_shape_) + 1))
-            in_range = ops.all(ops.logical_and(inputs >= 0.0, inputs <= 1.0), axis=axes)
-            valid = ops.logical_and(valid, in_range)
-            keep = ops.reshape(valid, (-1,) + (1,) * len(self.input_shape_))
-            inputs = ops.where(keep, inputs, ops.zeros_like(inputs))
-        return valid, inputs
+        value_range = (0.0, 1.0) if self.likelihood == "bernoulli" else None
+        return super().screen_inputs_tensor(inputs, value_range=value_range)
 
     def encode_tensor(self, inputs):
         z_mean, z_log_var = self.posterior_code(inputs)
