@@ -8,6 +8,8 @@ Example:
 >>> model = kv.VAE(input_shape=(28, 28, 1), latent_dim=8)
 """
 
+# First: sets up the `keras-vae` command's process before Keras loads.
+import keras_vae._command_line  # noqa: F401
 from keras_vae import compression, datasets, layers, losses, metrics, presets, samplers
 from keras_vae.callbacks import NaNGuard
 from keras_vae.export import export_saved_model
