@@ -89,6 +89,10 @@ def main(argv=None, prog="python -m zoo.train", callbacks=()):
     except KeyboardInterrupt:
         print(runner.INTERRUPTED, file=sys.stderr, flush=True)
         raise SystemExit(130) from None
+    except (runner.files.RunFolderError, FileExistsError) as error:
+        # A run folder in use or started with other options, an output
+        # that is not a preset folder: one line, before any training.
+        parser.exit(2, f"{prog}: error: {error}\n")
 
 
 def main_as(prog):
