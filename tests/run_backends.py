@@ -8,8 +8,11 @@ tests did not run is a failure nobody would otherwise see.
 `--jobs N` runs up to N backends at once (default: one per CPU core, at most
 three). A single pytest process keeps about one core busy, so on a 2-core
 machine two backends side by side finish well before three in turn. Each
-concurrent backend's output is printed whole when it finishes; with
-`--jobs 1` it streams as it runs.
+concurrent backend's output is printed whole when it finishes; meanwhile a
+line per finished test file says how far each backend is, e.g.
+`[jax] 120/310 tests, 0 failed, 5:12 (tests/cli_test.py)`, and a failing
+test is named as soon as it fails. With `--jobs 1` pytest's output streams
+as it runs.
 """
 
 import argparse
@@ -27,21 +30,93 @@ from pathlib import Path
 BACKENDS = ("jax", "tensorflow", "torch")
 ROOT = Path(__file__).resolve().parents[1]
 _print_lock = threading.Lock()
+_started = {}  # backend -> time its pytest started
+
+
+class Progress:
+    """Reads one backend's progress file (tests/progress_plugin.py) as it grows."""
+
+    def __init__(self, backend, path):
+        self.backend, self.path = backend, path
+        self.offset, self.total, self.done = 0, None, set()
+        self.failed = self.skipped = 0
+        self.file = None  # test file of the last finished test
+
+    def lines(self):
+        """Lines for the console: one per finished test file, one per failure."""
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path) as progress:
+            progress.seek(self.offset)
+            text = progress.read()
+        text = text[: text.rfind("\n") + 1]  # whole lines only
+        self.offset += len(text.encode())
+        out = []
+        for line in text.splitlines():
+            outcome, _, node = line.partition(" ")
+            if outcome == "collected":
+                self.total = int(node)
+                continue
+            test_file = node.split("::")[0]
+            if self.file is not None and test_file != self.file:
+                out.append(self.summary(self.file))
+            self.file = test_file
+            self.done.add(node)
+            self.skipped += outcome == "skipped"
+            if outcome == "failed":
+                self.failed += 1
+                out.append(f"[{self.backend}] FAILED {node}")
+        return out
+
+    def summary(self, finished_file=None):
+        seconds = int(time.time() - _started.get(self.backend, time.time()))
+        total = "?" if self.total is None else self.total
+        line = (
+            f"[{self.backend}] {len(self.done)}/{total} tests, {self.failed} failed, "
+            + (f"{self.skipped} skipped, " if self.skipped else "")
+            + f"{seconds // 60}:{seconds % 60:02d}"
+        )
+        return f"{line} ({finished_file})" if finished_file else line
+
+
+def watch(futures, tmp, interval=2.0):
+    """Prints the backends' progress lines until every run has finished."""
+    progress = [Progress(b, os.path.join(tmp, f"{b}.progress")) for b in futures]
+    closed = set()
+    while True:
+        finished = all(f.done() for f in futures.values())
+        for p in progress:
+            lines = p.lines()
+            if futures[p.backend].done() and p.backend not in closed:
+                closed.add(p.backend)
+                lines.append(p.summary(p.file) + ", done")
+            if lines:
+                with _print_lock:
+                    print("\n".join(lines), flush=True)
+        if finished:
+            return
+        time.sleep(interval)
 
 
 def run(backend, args, tmp, stream):
     """Runs pytest for one backend; returns its counts from the JUnit report."""
     report = os.path.join(tmp, f"{backend}.xml")
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_VAE_PROGRESS_FILE": os.path.join(tmp, f"{backend}.progress"),
+    }
     # --durations: CI runs close to its time budget; show where it goes.
     # One cache folder per backend: concurrent runs must not share files.
+    # tests.progress_plugin: a line per finished test for `watch`.
     command = [
         sys.executable, "-m", "pytest", "-q", "--durations=15", f"--junitxml={report}",
-        "-o", f"cache_dir=.pytest_cache/{backend}",
+        "-o", f"cache_dir=.pytest_cache/{backend}", "-p", "tests.progress_plugin",
     ]
     command += args
     header = f"\n===== KERAS_BACKEND={backend}: {' '.join(command)}"
-    start = time.time()
+    start = _started[backend] = time.time()
     if stream:
         print(header, flush=True)
         code = subprocess.call(command, env=env, cwd=ROOT)
@@ -78,6 +153,8 @@ def main(argv):
     with tempfile.TemporaryDirectory() as tmp:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {b: pool.submit(run, b, args, tmp, jobs == 1) for b in BACKENDS}
+            if jobs > 1:
+                watch(futures, tmp)
             results = {b: futures[b].result() for b in BACKENDS}
     print(f"\n===== summary ({round(time.time() - start)} s in all, {jobs} at a time)")
     problems = []
