@@ -38,8 +38,9 @@ from keras_vae.compression.vae_codec import VAECodec
 
 # Model class name -> codec class. A HierarchicalVAE codec (Bit-Swap
 # ordering, Kingma et al. 2019) goes here once the model exists, with
-# VAECodec's interface: `name`, `settings()`, `encode(bits, progress)` ->
-# `(words, info)` and `decode(words, count, seed_words_stripped, progress)`.
+# VAECodec's interface: `name`, `setting_names`, `settings()`, `prepare(images)`,
+# `encode(symbols, progress)` -> `(words, info)`, `decode(words, count, info,
+# progress)` and `finish(symbols, dtype)`.
 CODECS = {"VAE": VAECodec, "BetaVAE": VAECodec}
 
 __all__ = [
@@ -66,29 +67,19 @@ def weights_sha256(model):
     return digest.hexdigest()
 
 
-def _codec(model, **settings):
+def _codec_class(model):
     cls = CODECS.get(type(model).__name__)
     if cls is None:
         raise CompressionError(
-            f"No lossless codec for a {type(model).__name__}; keras_vae.compression "
-            f"codes images with {sorted(CODECS)} models with a Bernoulli likelihood."
+            f"No codec for a {type(model).__name__}; keras_vae.compression codes images "
+            f"with {sorted(CODECS)} models (VAEs with a Bernoulli likelihood)."
         )
-    return cls(model, **settings)
+    return cls
 
 
-def _binary_images(images, shape):
-    images = np.asarray(images)
-    if images.ndim != len(shape) + 1 or tuple(images.shape[1:]) != tuple(shape):
-        raise ValueError(
-            f"Expected images of shape (n, {', '.join(map(str, shape))}), got {images.shape}."
-        )
-    bits = (images == 1).astype(np.uint8)
-    if not np.array_equal(bits, images):
-        raise ValueError(
-            "Lossless compression codes binary images: every pixel must be 0 or 1, "
-            "got other values. Binarize first, e.g. (x > 0.5)."
-        )
-    return bits
+def _codec(model, **settings):
+    cls = _codec_class(model)
+    return cls(model, **{k: v for k, v in settings.items() if k in cls.setting_names})
 
 
 def compress(model, images, preset=None, latent_bits=12, batch_size=32, progress=None):
@@ -114,8 +105,8 @@ def compress(model, images, preset=None, latent_bits=12, batch_size=32, progress
 
     codec = _codec(model, latent_bits=latent_bits, batch_size=batch_size)
     images = np.asarray(images)
-    bits = _binary_images(images, model.input_shape_)
-    words, info = codec.encode(bits.reshape(len(bits), codec.num_pixels), progress=progress)
+    symbols = codec.prepare(images)
+    words, info = codec.encode(symbols, progress=progress)
     if preset is None:
         preset = (getattr(model, "preset_metadata", None) or {}).get("name")
     header = {
@@ -129,7 +120,7 @@ def compress(model, images, preset=None, latent_bits=12, batch_size=32, progress
         **codec.settings(),
         **info,
     }
-    images_sha256 = hashlib.sha256(bits.tobytes()).hexdigest()
+    images_sha256 = hashlib.sha256(symbols.tobytes()).hexdigest()
     return container.pack(header, weights_sha256(model), images_sha256, words)
 
 
@@ -176,8 +167,6 @@ def decompress(model, data, progress=None):
         codec_name, model_name = header["codec"], header["model"]
         backend, shape, count = header["backend"], tuple(header["shape"]), int(header["count"])
         dtype = np.dtype(header["dtype"])
-        settings = {"latent_bits": header["latent_bits"], "batch_size": header["batch_size"]}
-        stripped = header["seed_words_stripped"]
     except (KeyError, TypeError, ValueError) as error:
         raise CompressionError(f"The stream's header is incomplete or invalid: {error!r}.")
     if model_name != type(model).__name__:
@@ -203,13 +192,20 @@ def decompress(model, data, progress=None):
             f"on {current}: backends compute slightly different probabilities. "
             f"Decompress with KERAS_BACKEND={backend}."
         )
+    try:
+        settings = {key: header[key] for key in _codec_class(model).setting_names}
+    except KeyError as error:
+        raise CompressionError(f"The stream's header lacks {error}.") from None
     codec = _codec(model, **settings)
     if codec.name != codec_name:
         raise CompressionError(f"The stream uses codec {codec_name!r}, not {codec.name!r}.")
-    bits = codec.decode(words, count, stripped, progress=progress)
-    if hashlib.sha256(bits.tobytes()).hexdigest() != images_sha256:
+    try:
+        symbols = codec.decode(words, count, header, progress=progress)
+    except KeyError as error:
+        raise CompressionError(f"The stream's header lacks {error}.") from None
+    if hashlib.sha256(symbols.tobytes()).hexdigest() != images_sha256:
         raise CompressionError(
             "The decoded images do not match the checksum of the original images "
             "(the model computed other probabilities than when it compressed)."
         )
-    return bits.reshape(count, *shape).astype(dtype)
+    return codec.finish(symbols, dtype)

@@ -82,8 +82,8 @@ class VAECodec:
     initial-bits overhead (`initial_bits` in the stream's header).
 
     A `HierarchicalVAE` codec (Bit-Swap ordering, Kingma et al. 2019) would
-    implement the same two methods, `encode` and `decode`, and be listed in
-    `keras_vae.compression.CODECS`.
+    implement the same methods (`settings`, `prepare`, `encode`, `decode`,
+    `finish`) and be listed in `keras_vae.compression.CODECS`.
 
     Args:
         model: a `keras_vae.VAE` (or `BetaVAE`) with `likelihood="bernoulli"`.
@@ -100,11 +100,12 @@ class VAECodec:
     >>> codec = VAECodec(model, batch_size=2)
     >>> bits = np.random.default_rng(0).integers(0, 2, (3, 16)).astype("uint8")
     >>> words, info = codec.encode(bits)
-    >>> bool((codec.decode(words, 3, info["seed_words_stripped"]) == bits).all())
+    >>> bool((codec.decode(words, 3, info) == bits).all())
     True
     """
 
     name = "bb-ans-vae-bernoulli"
+    setting_names = ("latent_bits", "batch_size")
 
     def __init__(self, model, latent_bits=12, batch_size=32):
         from keras_vae.models.vae import VAE
@@ -144,6 +145,26 @@ class VAECodec:
     def settings(self):
         """The settings a decoder must use (stored in the stream's header)."""
         return {"latent_bits": self.latent_bits, "batch_size": self.batch_size}
+
+    def prepare(self, images):
+        """Checks binary images `(n, *input_shape)`; returns 0/1 bytes `(n, num_pixels)`."""
+        images = np.asarray(images)
+        shape = self.model.input_shape_
+        if images.ndim != len(shape) + 1 or tuple(images.shape[1:]) != tuple(shape):
+            raise ValueError(
+                f"Expected images of shape (n, {', '.join(map(str, shape))}), got {images.shape}."
+            )
+        bits = (images == 1).astype(np.uint8)
+        if not np.array_equal(bits, images):
+            raise ValueError(
+                "Lossless compression codes binary images: every pixel must be 0 or 1, "
+                "got other values. Binarize first, e.g. (x > 0.5)."
+            )
+        return bits.reshape(len(bits), self.num_pixels)
+
+    def finish(self, bits, dtype):
+        """The decoded images, in the shape and dtype given to `compress`."""
+        return bits.reshape(len(bits), *self.model.input_shape_).astype(dtype)
 
     # ------------------------------------------------------------------
     # Discretised densities (float64, rounded before the coder sees them).
@@ -228,10 +249,11 @@ class VAECodec:
         info = {"seed_words_stripped": stripped, "initial_bits": 32 * (len(seed) - stripped)}
         return words[stripped:], info
 
-    def decode(self, words, count, seed_words_stripped, progress=None):
-        """Inverse of `encode`: 0/1 bytes of shape `(count, num_pixels)`."""
+    def decode(self, words, count, info, progress=None):
+        """Inverse of `encode` (`info`: its dict, as in the stream's header):
+        0/1 bytes of shape `(count, num_pixels)`."""
         seed = seed_words()
-        stripped = int(seed_words_stripped)
+        stripped = int(info["seed_words_stripped"])
         if not 0 <= stripped <= len(seed):
             raise CompressionError(f"Bad header: {stripped} stripped seed words.")
         try:
