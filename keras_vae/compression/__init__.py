@@ -8,6 +8,10 @@ bit-exactly, or raises a `CompressionError`. The entropy coder is
 `constriction`: `pip install 'keras-vae[compression]'`. See `VAECodec` for
 the discretisation and `container` for the file layout.
 
+With a `VQVAE` that has a prior (the `vq_vae_mnist` preset), compression is
+lossy (`VQCodec`): the image's code indices are coded with the
+Transformer prior, and `decompress` returns their reconstruction.
+
 A stream decodes only with the same model weights (checked through their
 sha256) on the backend that compressed it (other backends compute slightly
 different floats, so they are refused, naming both backends). The images'
@@ -35,18 +39,20 @@ import numpy as np
 from keras_vae.compression import container
 from keras_vae.compression.compression_error import CompressionError
 from keras_vae.compression.vae_codec import VAECodec
+from keras_vae.compression.vq_codec import VQCodec
 
 # Model class name -> codec class. A HierarchicalVAE codec (Bit-Swap
 # ordering, Kingma et al. 2019) goes here once the model exists, with
 # VAECodec's interface: `name`, `setting_names`, `settings()`, `prepare(images)`,
 # `encode(symbols, progress)` -> `(words, info)`, `decode(words, count, info,
 # progress)` and `finish(symbols, dtype)`.
-CODECS = {"VAE": VAECodec, "BetaVAE": VAECodec}
+CODECS = {"VAE": VAECodec, "BetaVAE": VAECodec, "VQVAE": VQCodec}
 
 __all__ = [
     "CODECS",
     "CompressionError",
     "VAECodec",
+    "VQCodec",
     "compress",
     "decompress",
     "read_header",
@@ -83,18 +89,22 @@ def _codec(model, **settings):
 
 
 def compress(model, images, preset=None, latent_bits=12, batch_size=32, progress=None):
-    """Compresses binary images losslessly with `model` (bits-back ANS).
+    """Compresses images with `model`: losslessly (bits-back ANS) with a VAE.
 
     Args:
         model: a `VAE` with a Bernoulli likelihood, e.g.
-            `kv.from_preset("vae_binarized_mnist")`.
-        images: array of shape `(n, *model.input_shape_)` with values 0 and 1
-            (any dtype; `decompress` returns the same dtype).
+            `kv.from_preset("vae_binarized_mnist")` (lossless), or a `VQVAE`
+            with a prior, e.g. `kv.from_preset("vq_vae_mnist")` (lossy,
+            see `VQCodec`).
+        images: array of shape `(n, *model.input_shape_)`: for a VAE with
+            values 0 and 1 (any dtype; `decompress` returns the same dtype),
+            for a VQVAE floats in `[0, 1]`.
         preset: optional str. The preset name written in the header
             (defaults to the name in `model.preset_metadata`, if any).
         latent_bits: int. `2**latent_bits` equal-mass buckets per latent
             dimension. Defaults to `12`.
         batch_size: int. Images per model call. Defaults to `32`.
+            Ignored by codecs without this setting.
         progress: optional callable `progress(done, total)`, called after
             each model call.
 
@@ -205,7 +215,7 @@ def decompress(model, data, progress=None):
         raise CompressionError(f"The stream's header lacks {error}.") from None
     if hashlib.sha256(symbols.tobytes()).hexdigest() != images_sha256:
         raise CompressionError(
-            "The decoded images do not match the checksum of the original images "
+            "The decoded images (or codes) do not match the checksum stored at compression "
             "(the model computed other probabilities than when it compressed)."
         )
     return codec.finish(symbols, dtype)

@@ -132,3 +132,23 @@ def test_missing_constriction_names_the_extra(tiny, monkeypatch):
     monkeypatch.setitem(sys.modules, "constriction", None)
     with pytest.raises(ImportError, match=r"keras-vae\[compression\]"):
         compression.compress(model, images)
+
+
+def test_vq_codec_round_trip_gives_the_reconstruction_of_the_codes():
+    model = kv.VQVAE(
+        input_shape=(8, 8, 1), num_embeddings=8, embedding_dim=4, hidden_dims=(8,),
+        num_residual_blocks=0,
+    )
+    with pytest.raises(CompressionError, match="no prior"):
+        compression.compress(model, np.zeros((1, 8, 8, 1), "float32"))
+    model.set_prior(
+        kv.TransformerPrior(
+            grid_shape=model.grid_shape, num_embeddings=8, embed_dim=8, num_heads=1, num_layers=1
+        )
+    )
+    images = np.random.default_rng(3).random((5, 8, 8, 1), "float32")
+    data = compression.compress(model, images, batch_size=2)
+    restored = compression.decompress(model, data)
+    expected = np.clip(model.decode_indices(model.encode(images)), 0, 1)
+    np.testing.assert_array_equal(restored, expected)
+    assert compression.read_header(data)["codec"] == "vq-transformer-prior"
