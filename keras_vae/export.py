@@ -19,6 +19,13 @@ draws the noise of `sample` and `score` with TensorFlow's *stateless* RNG
 same seed always returns the same samples and the same input always gets the
 same score. Any model implementing the protocol exports, with no code here.
 
+Requests are checked in the graph before any kernel runs (see
+`serving_functions`): a wrong rank or size (one image without its batch
+axis aborted the process before), an empty batch or invalid values fail
+the request with an `InvalidArgumentError`; `score` instead gives an
+invalid example (`model.screen_inputs_tensor`: NaN pixels, a Bernoulli
+model's pixels outside `[0, 1]`, `<pad>` in a sentence) the score `+inf`.
+
 Text models (`kv.TextVAE`) work on token ids in the protocol and name their
 `Vocabulary` in `serving_spec()["vocabulary"]`; the export then adds the
 string mapping in TensorFlow ops, so the signatures take `sentences` (a
