@@ -232,7 +232,11 @@ class GenerativeModel(Trainer, keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         check_fit_arguments(x, y, kwargs.get("sample_weight"))
-        return super().evaluate(self._validated(x), y, *args, **kwargs)
+        if not kwargs.get("_use_cached_eval_dataset"):
+            # (`fit` validating each epoch: its `validation_data` was
+            # checked once when `fit` started.)
+            x = self._validated(x)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         return super().predict(self._validated(x), *args, **kwargs)

@@ -99,7 +99,7 @@ def to_numpy(x):
     if isinstance(x, np.ndarray):
         return x
     module = type(x).__module__.split(".")[0]
-    if module == "torch":
+    if module == "torch" and hasattr(x, "detach"):  # a tensor, not a DataLoader
         return x.detach().cpu().numpy()
     if module in ("tensorflow", "jax", "jaxlib", "keras") and hasattr(x, "__array__"):
         try:
