@@ -100,6 +100,9 @@ def _load_model(spec):
         return keras.models.load_model(spec), {}
     from keras_vae import presets
 
+    if "://" not in spec and spec not in presets.list_presets():
+        # A preset folder whose writer was killed between its renames.
+        presets.recover_preset_dir(spec)
     _say(f"Loading preset {spec}...")
     model = presets.from_preset(spec)
     return model, getattr(model, "preset_metadata", {}) or {}

@@ -416,3 +416,15 @@ def test_the_notebooks_extra_installs_the_documented_nbconvert():
     ]
     assert "jupyter nbconvert" in (root / "docs" / "serving.md").read_text()
     assert "nbconvert" in extras["notebooks"]
+
+
+def test_a_preset_folder_left_aside_by_a_killed_writer_is_put_back(trained, tmp_path, capsys):
+    # Killed between renaming the old folder aside and the new one in.
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()  # a pid that is no longer running
+    folder = tmp_path / "my_vae"
+    shutil.copytree(trained, tmp_path / f".my_vae.old-{process.pid}")
+    args = ["evaluate", str(folder), "--max-examples", "4", "--num-samples", "0", "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_vae"]
