@@ -240,6 +240,8 @@ def reparameterize(mean, log_var, seed=None, sample_shape=(), noise=None):
         noise = keras.random.normal(shape, dtype=mean.dtype, seed=seed)
     elif sample_shape:
         raise ValueError("Pass either `noise` or `sample_shape` to `reparameterize`, not both.")
+    else:  # NumPy noise times a torch tensor that requires grad fails.
+        noise = ops.convert_to_tensor(noise, dtype=mean.dtype)
     return mean + ops.exp(0.5 * log_var) * noise
 
 

@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae.models import VAE
+from keras_vae import losses
+from keras_vae.models import VAE, BetaVAE
 from tests.test_case import (
     assert_config_round_trip,
     assert_saved_model_round_trip,
@@ -198,3 +199,161 @@ def test_a_seed_samples_the_same_images_on_every_backend():
     np.testing.assert_allclose(model.sample(3, seed=7), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.sample(3, seed=7, batch_size=2), expected, atol=1e-6)
     assert not np.allclose(model.sample(3, seed=8), expected)
+
+
+# ----------------------------------------------------------------------
+# Flow posterior (posterior="iaf") and the IWAE objective (issue 21).
+
+
+def iaf_vae(**kwargs):
+    return small_vae(posterior="iaf", flow_steps=2, flow_hidden_dims=(8,), **kwargs)
+
+
+def test_iaf_posterior_verbs_and_keras_file(tmp_path):
+    model = trained(iaf_vae())
+    z_mean, z_log_var = model.encode(X[:5])
+    assert z_mean.shape == z_log_var.shape == (5, 3)
+    # encode's z_mean is the flow applied to the base Gaussian's mean.
+    base_mean, base_log_var, context = model.encoder(X[:5])
+    flowed, _ = model.flow(base_mean, context)
+    np.testing.assert_allclose(z_mean, keras.ops.convert_to_numpy(flowed), atol=1e-5)
+    np.testing.assert_allclose(z_log_var, keras.ops.convert_to_numpy(base_log_var), atol=1e-6)
+    assert not np.allclose(z_mean, keras.ops.convert_to_numpy(base_mean), atol=1e-3)
+    np.testing.assert_allclose(model.reconstruct(X[:5]), model.decode(z_mean), atol=1e-6)
+    assert np.all(np.isfinite(model.elbo(X[:5], num_samples=2)))
+    assert np.all(np.isfinite(model.log_likelihood(X[:5], num_samples=10)))
+    assert set(model(X[:2])) == {"reconstruction", "z_mean", "z_log_var", "z"}
+    config = assert_config_round_trip(model).get_config()
+    assert (config["posterior"], config["flow_steps"], config["flow_hidden_dims"]) == (
+        "iaf",
+        2,
+        (8,),
+    )
+    loaded = assert_saved_model_round_trip(model, X[:8], "encode", tmp_path)
+    assert loaded.fit(X, epochs=1, batch_size=16, verbose=0).history["loss"]
+
+
+def test_iaf_score_is_the_change_of_variables_elbo():
+    # One noise draw by hand: z0 = mu + sigma * eps, z = f(z0), and
+    # -ELBO = -log p(x|z) + log N(z0; mu, sigma^2) - log|det| - log N(z; 0, I).
+    model = trained(iaf_vae())
+    x = X[:4]
+    noise = np.random.default_rng(3).standard_normal((4, 1, 3)).astype("float32")
+    score = keras.ops.convert_to_numpy(model.score_from_noise(x, noise)["score"])
+    mean, log_var, context = (keras.ops.convert_to_numpy(t) for t in model.encoder(x))
+    z0 = mean + np.exp(0.5 * log_var) * noise[:, 0]
+    z, log_det = (keras.ops.convert_to_numpy(t) for t in model.flow(z0, context))
+    logits = keras.ops.convert_to_numpy(model.decoder(z)).reshape(4, -1)
+    pixels = x.reshape(4, -1)
+    log_px_z = np.sum(pixels * logits - np.logaddexp(0.0, logits), axis=1)
+    log_q = np.sum(
+        -0.5 * (np.log(2 * np.pi) + log_var + (z0 - mean) ** 2 / np.exp(log_var)) - log_det, 1
+    )
+    log_p = np.sum(-0.5 * (np.log(2 * np.pi) + z**2), axis=1)
+    np.testing.assert_allclose(score, -(log_px_z + log_p - log_q), rtol=1e-4, atol=1e-3)
+
+
+def test_iwae_with_one_sample_is_the_elbo_loss_for_the_same_noise():
+    elbo_model = iaf_vae()
+    iwae_model = iaf_vae(objective="iwae", num_importance_samples=1)
+    iwae_model.set_weights(elbo_model.get_weights())
+    elbo = elbo_model.compute_loss_terms(keras.ops.convert_to_tensor(X[:16]))
+    iwae = iwae_model.compute_loss_terms(keras.ops.convert_to_tensor(X[:16]))
+    numpy = {k: float(keras.ops.convert_to_numpy(v)) for k, v in iwae.items()}
+    np.testing.assert_allclose(numpy["loss"], float(elbo["loss"]), rtol=1e-5)
+    np.testing.assert_allclose(numpy["iwae_loss"], numpy["loss"], rtol=1e-6)
+    np.testing.assert_allclose(
+        numpy["loss"], numpy["reconstruction_loss"] + numpy["kl_loss"], rtol=1e-5
+    )
+
+
+def test_iwae_bound_is_above_the_elbo_on_a_trained_model():
+    model = trained(small_vae(objective="iwae", num_importance_samples=4), epochs=2)
+    x = keras.ops.convert_to_tensor(X[:16])
+    z_mean, z_log_var, context = model.posterior_parameters(x)
+    noise = np.random.default_rng(1).standard_normal((50, 16, 3)).astype("float32")
+    z, log_q = model.draw_posterior(z_mean, z_log_var, context, noise=noise)
+    log_px_z = model.samples_log_likelihood(x, z)
+    iwae, elbo = (
+        keras.ops.convert_to_numpy(t)
+        for t in losses.importance_weighted_bound(
+            log_px_z,
+            losses.standard_normal_log_prob(z),
+            keras.ops.sum(log_q, axis=-1),
+            axis=0,
+        )
+    )
+    assert np.all(iwae >= elbo)
+    assert iwae.mean() > elbo.mean() + 1e-3
+    # The evaluation verbs use the same estimator: k = 500 beats the ELBO.
+    assert model.log_likelihood(X[:16], num_samples=500).mean() > model.elbo(
+        X[:16], num_samples=50
+    ).mean()
+
+
+@pytest.mark.parametrize("posterior", ["gaussian", "iaf"])
+def test_iwae_fit_step_trains_every_weight_and_logs_both_bounds(posterior):
+    model = small_vae(
+        posterior=posterior,
+        flow_hidden_dims=(8,),
+        objective="iwae",
+        num_importance_samples=3,
+        kl_warmup_steps=5,
+    )
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(X[:16], epochs=1, batch_size=16, verbose=0).history
+    assert sorted(history) == ["iwae_loss", "kl_loss", "loss", "reconstruction_loss"]
+    assert all(np.isfinite(v[0]) for v in history.values())
+    for weight, old in zip(model.trainable_weights, before):
+        assert not np.allclose(keras.ops.convert_to_numpy(weight), old), weight.path
+    if posterior == "iaf":  # Same samples: the IWAE bound is above their ELBO.
+        elbo_loss = history["reconstruction_loss"][0] + history["kl_loss"][0]
+        assert history["iwae_loss"][0] <= elbo_loss + 1e-4
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"posterior": "iaf", "flow_steps": -1}, "`flow_steps` must be >= 0"),
+        ({"flow_steps": 2}, "posterior='iaf'"),
+        ({"posterior": "iaf", "flow_steps": 0}, "needs `flow_steps` >= 1"),
+        ({"posterior": "planar"}, "`posterior` must be one of"),
+        ({"posterior": "iaf", "flow_hidden_dims": ()}, "flow_hidden_dims"),
+        ({"objective": "vimco"}, "`objective` must be one of"),
+        ({"objective": "iwae", "num_importance_samples": 0}, "must be >= 1"),
+        ({"num_importance_samples": 3}, "objective='iwae'"),
+        ({"objective": "iwae", "free_bits": 1.0}, "free_bits"),
+    ],
+)
+def test_bad_posterior_and_objective_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_vae(**kwargs)
+    with pytest.raises(ValueError, match="BetaVAE"):
+        BetaVAE(input_shape=(8, 8, 1), hidden_dims=(4, 8), objective="iwae")
+
+
+@pytest.mark.slow
+def test_iaf_vae_exports_and_loads_on_other_backends(tmp_path):
+    import tensorflow as tf
+
+    from keras_vae.export import export_saved_model
+
+    model = trained(iaf_vae())
+    path = export_saved_model(model, tmp_path / "export", score_num_samples=3, score_seed=2)
+    loaded = tf.saved_model.load(path)
+    images = tf.constant(X[:4])
+    z_mean, z_log_var = model.encode(X[:4])
+    out = loaded.signatures["encode"](images=images)
+    np.testing.assert_allclose(out["z_mean"], z_mean, atol=1e-5)
+    np.testing.assert_allclose(out["z_log_var"], z_log_var, atol=1e-5)
+    reconstruction = loaded.signatures["serving_default"](images=images)["reconstruction"]
+    np.testing.assert_allclose(reconstruction, model.reconstruct(X[:4]), atol=1e-5)
+    noise = tf.random.stateless_normal((4, 3, 3), seed=[2, 1]).numpy()
+    expected = keras.ops.convert_to_numpy(model.score_from_noise(X[:4], noise)["score"])
+    score = loaded.signatures["score"](images=images)["score"].numpy()
+    np.testing.assert_allclose(score, expected, rtol=1e-5, atol=1e-3)
+    (tmp_path / "cross").mkdir()
+    reports = run_on_other_backends(model, X[:16], "encode", tmp_path / "cross", atol=1e-5)
+    assert len(reports) == 2
+    assert all(report["keras_max_diff"] <= 1e-5 for report in reports.values())
