@@ -141,6 +141,12 @@ def test_iwae_objective_trains_and_bounds_tighten(model):
     assert k50 >= k1
 
 
+def test_compiled_log_likelihood_matches_eager(model):
+    eager = model.log_likelihood(X[:6], num_samples=30, seed=0, compiled=False, max_decode=64)
+    compiled = model.log_likelihood(X[:6], num_samples=30, seed=0, compiled=True, max_decode=64)
+    np.testing.assert_allclose(compiled, eager, atol=1e-4)
+
+
 def test_serving_protocol_matches_the_verbs(model):
     to_numpy = keras.ops.convert_to_numpy
     z_means, z_log_vars = model.encode(X[:4])
