@@ -11,8 +11,9 @@ from keras_vae.runner.families import sprites, text
 
 
 def recheck_sprites_metrics(preset, atol=0.02):
-    """Recomputes a sprites preset's `check_mig`, `check_factor_vae` and
-    `check_dci` and compares them with its metadata.
+    """Recomputes a sprites preset's `check_mig`, `check_factor_vae`,
+    `check_factor_vae_active_only` (the same votes, active latents only)
+    and `check_dci` and compares them with its metadata.
 
     Backends differ slightly in floating point, which can move a few
     histogram bins or votes, hence `atol`. Returns

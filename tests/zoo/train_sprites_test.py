@@ -49,9 +49,11 @@ def test_smoke_run_writes_a_loadable_preset_with_metrics(tmp_path):
     for name in (
         "mig",
         "factor_vae",
+        "factor_vae_active_only",
         "dci",
         "check_mig",
         "check_factor_vae",
+        "check_factor_vae_active_only",
         "check_dci",
     ):
         assert 0.0 <= metrics[name] <= 1.0
@@ -61,7 +63,12 @@ def test_smoke_run_writes_a_loadable_preset_with_metrics(tmp_path):
     np.testing.assert_allclose(z_mean, reference["z_mean"], atol=1e-5)
     # What CI reruns on a real preset: the cheap check_* protocols.
     checks = rechecks.recheck_sprites_metrics(output, atol=1e-6)
-    assert set(checks) == {"check_mig", "check_factor_vae", "check_dci"}
+    assert set(checks) == {
+        "check_mig",
+        "check_factor_vae",
+        "check_factor_vae_active_only",
+        "check_dci",
+    }
     # A second call reuses the finished run and the cached metrics.
     again = train_sprites.main(args)
     assert again["metrics"]["mig"] == metadata["metrics"]["mig"]
