@@ -135,11 +135,98 @@ def keras_vae_codec(images, batch_size):
     }
 
 
+def _psnr(mse):
+    return 10 * np.log10(1.0 / mse)
+
+
+def _lossy_bytes(grid, fmt, quality):
+    buffer = io.BytesIO()
+    options = {"method": 6} if fmt == "WEBP" else {"optimize": True}
+    Image.fromarray(grid, mode="L").save(buffer, format=fmt, quality=quality, **options)
+    data = buffer.getvalue()
+    with Image.open(io.BytesIO(data)) as image:
+        decoded = np.asarray(image.convert("L"), np.float64) / 255
+    return len(data), decoded
+
+
+def lossy(num_images, seed=0):
+    """The VQ-VAE codec on a random subset of MNIST's test set, and JPEG /
+    WebP at the lowest quality whose PSNR reaches the codec's."""
+    ((x, _),) = kv.datasets.load("mnist", splits=("test",))
+    x = x[np.random.default_rng(seed).choice(len(x), num_images, replace=False)]
+    model = kv.from_preset("vq_vae_mnist")
+    start = time.perf_counter()
+    data = compression.compress(model, x)
+    compress_s = time.perf_counter() - start
+    start = time.perf_counter()
+    restored = compression.decompress(model, data)
+    decompress_s = time.perf_counter() - start
+    expected = np.clip(model.decode_indices(model.encode(x)), 0, 1)
+    _check(np.allclose(restored, expected, atol=1e-6), "VQ codec")
+    pixels = x.size
+    mse = float(np.mean((restored.astype(np.float64) - x) ** 2))
+    prior_bits = float(-model.prior.log_prob(model.encode(x)).sum() / np.log(2))
+    rows = [{
+        "format": "keras-vae VQ, vq_vae_mnist",
+        "bits_per_image": 8 * len(data) / len(x),
+        "bits_per_pixel": 8 * len(data) / pixels,
+        "mse": mse,
+        "psnr": _psnr(mse),
+        "how": f"prior's own -log2 p(codes): {prior_bits / len(x):.1f} bits/image; "
+        f"compress {len(x) / compress_s:.0f} img/s, decompress {len(x) / decompress_s:.0f} img/s",
+    }]
+    images = np.round(x[..., 0] * 255).astype(np.uint8)
+    grid = tiled(images)
+    target = rows[0]["psnr"]
+    for name, fmt in (("JPEG", "JPEG"), ("WebP", "WEBP")):
+        low, high = 1, 100
+        while low < high:  # the lowest quality reaching the target PSNR
+            middle = (low + high) // 2
+            size, decoded = _lossy_bytes(grid, fmt, middle)
+            if _psnr(np.mean((decoded - grid / 255) ** 2)) >= target:
+                high = middle
+            else:
+                low = middle + 1
+        size, decoded = _lossy_bytes(grid, fmt, low)
+        mse = float(np.mean((decoded - grid / 255) ** 2))
+        rows.append({
+            "format": name,
+            "bits_per_image": 8 * size / len(x),
+            "bits_per_pixel": 8 * size / pixels,
+            "mse": mse,
+            "psnr": _psnr(mse),
+            "how": f"quality={low} (lowest reaching the VQ PSNR), one tiled image",
+        })
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=32, help="keras-vae images per call")
     parser.add_argument("--output", help="also write the results as JSON here")
+    parser.add_argument(
+        "--lossy",
+        type=int,
+        metavar="N",
+        help="instead: the lossy VQ-VAE codec against JPEG and WebP on N random MNIST "
+        "test images (the codec decodes 49 positions one at a time: slow)",
+    )
     args = parser.parse_args()
+    if args.lossy:
+        started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        rows = lossy(args.lossy)
+        print(f"MNIST test set, {args.lossy} random images (seed 0); backend "
+              f"{keras.backend.backend()}; started {started}; load average "
+              f"{os.getloadavg()[0]:.1f} at the end.\n")
+        print("| format | bits per image | bits per pixel | MSE | PSNR (dB) | how |")
+        print("| --- | ---: | ---: | ---: | ---: | --- |")
+        for r in rows:
+            print(f"| {r['format']} | {r['bits_per_image']:.1f} | {r['bits_per_pixel']:.4f} | "
+                  f"{r['mse']:.5f} | {r['psnr']:.2f} | {r['how']} |")
+        if args.output:
+            with open(args.output, "w") as f:
+                json.dump(rows, f, indent=2)
+        return
 
     x, _ = load_binarized_mnist("test")
     images = x[..., 0].astype(np.uint8)
