@@ -7,7 +7,7 @@ from keras import layers, ops
 
 from keras_vae import losses
 from keras_vae.layers.residual_block import ResidualBlock
-from keras_vae.models.generative_model import GenerativeModel
+from keras_vae.models.generative_model import GenerativeModel, check_count
 
 OBJECTIVES = ("elbo", "iwae")
 # Log-variances are soft-clamped to (-LOG_VAR_LIMIT, LOG_VAR_LIMIT): standard
@@ -545,6 +545,12 @@ class HierarchicalVAE(GenerativeModel):
                     f"Expected group {group}'s latents of shape "
                     f"(batch, {', '.join(map(str, shape))}), got {z.shape}."
                 )
+            bad = int(np.size(z) - np.isfinite(z).sum())
+            if bad:
+                raise ValueError(
+                    f"Group {group}'s latents contain {bad} NaN or infinite values; "
+                    "decoding them would give NaN images."
+                )
             checked.append(z)
         if len({len(z) for z in checked}) > 1:
             raise ValueError("Every group's latents must have the same batch size.")
@@ -619,30 +625,33 @@ class HierarchicalVAE(GenerativeModel):
             temperature: float >= 0. Scales every group's prior standard
                 deviation (`0.7` gives cleaner, less diverse samples; `0`
                 the prior means). Defaults to `1.0`.
-            seed: int or `None`. The same seed gives the same images on a
-                backend. Defaults to `None`.
+            seed: int or `None`. NumPy draws every group's standard normal
+                noise (`np.random.default_rng(seed)`), so a seed gives the
+                same images on every backend (to float tolerance). Defaults
+                to `None`.
             batch_size: int. Defaults to `256`.
         """
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        num_samples = check_count("num_samples", num_samples)
         if not temperature >= 0:
             raise ValueError(f"`temperature` must be >= 0, got {temperature}.")
-        generator = keras.random.SeedGenerator(seed)
-        chunks = []
-        for start in range(0, num_samples, batch_size):
-            n = min(batch_size, num_samples - start)
-            logits, _ = self._top_down(n, temperature=float(temperature), seed=generator)
-            chunks.append(ops.convert_to_numpy(ops.sigmoid(logits)))
-        return np.concatenate(chunks)
+        rng = np.random.default_rng(seed)
+        noise = rng.standard_normal((num_samples, self.latent_dim)).astype("float32")
+
+        def batch_sample(noise_batch):
+            logits, _ = self._top_down(
+                ops.shape(noise_batch)[0],
+                noise=self._split(noise_batch),
+                temperature=float(temperature),
+            )
+            return ops.sigmoid(logits)
+
+        return self._run_batched(batch_sample, [noise], batch_size)
 
     def elbo(self, x, num_samples=1, batch_size=256, seed=None):
         """Per-example ELBO in nats, averaged over `num_samples` posterior
         draws (closed-form KL of each group given the groups above it)."""
         x = self._checked(x)
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        num_samples = check_count("num_samples", num_samples)
         generator = keras.random.SeedGenerator(seed)
 
         def batch_elbo(xb):
@@ -660,9 +669,7 @@ class HierarchicalVAE(GenerativeModel):
         to the KL term of `elbo`.
         """
         x = self._checked(x)
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        num_samples = check_count("num_samples", num_samples)
         generator = keras.random.SeedGenerator(seed)
 
         def batch_kls(xb):
@@ -702,9 +709,9 @@ class HierarchicalVAE(GenerativeModel):
             NumPy array of shape `(n,)`.
         """
         x = self._checked(x)
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        num_samples = check_count("num_samples", num_samples)
+        max_decode = check_count("max_decode", max_decode)
+        batch_size = check_count("batch_size", batch_size, allow_none=True)
         batch_size = batch_size or max(1, min(len(x), 500, max_decode))
         if compiled is None:
             compiled = num_samples * len(x) >= COMPILED_DRAWS
@@ -753,9 +760,7 @@ class HierarchicalVAE(GenerativeModel):
         Invalid input (NaN or infinite pixels, pixels outside `[0, 1]`) is
         refused with a `ValueError`; the exported `score` signature scores
         it `+inf` instead (see `VAE.anomaly_score`)."""
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+        num_samples = check_count("num_samples", num_samples)
         if num_samples > 1:
             return -self.log_likelihood(x, num_samples=num_samples, seed=seed)
         return -self.elbo(x, seed=seed, batch_size=batch_size)

@@ -202,6 +202,24 @@ def test_bad_inputs_and_latents_raise_clear_errors(model):
         model.log_likelihood(X[:2], num_samples=0)
     with pytest.raises(ValueError, match="temperature"):
         model.sample(2, temperature=-1.0)
+    for verb in (model.sample, lambda n: model.elbo(X[:2], num_samples=n)):
+        for bad in (-1, 0, 2.5):
+            with pytest.raises(ValueError, match="num_samples"):
+                verb(bad)
+    with pytest.raises(ValueError, match="max_decode"):
+        model.log_likelihood(X[:2], num_samples=2, max_decode=0)
+    z_top = np.zeros((2, 2, 2, 2), "float32")
+    z_top[1, 0, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="Group 1's latents contain 1 NaN"):
+        model.decode([z_top])
+
+
+def test_sample_draws_numpy_noise_the_same_on_every_backend(model):
+    # The seed's noise is NumPy's, so `sample` equals the serving function fed
+    # that noise: the same images on every backend.
+    noise = np.random.default_rng(3).standard_normal((4, model.latent_dim)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model.sample_from_noise(noise)["samples"])
+    np.testing.assert_allclose(model.sample(4, seed=3), expected, atol=1e-6)
 
 
 def test_runner_builds_it_from_a_recipe_and_measures_each_group(model):
