@@ -38,19 +38,25 @@ import numpy as np
 
 from keras_vae.compression import container
 from keras_vae.compression.compression_error import CompressionError
+from keras_vae.compression.hierarchical_vae_codec import HierarchicalVAECodec
 from keras_vae.compression.vae_codec import VAECodec
 from keras_vae.compression.vq_codec import VQCodec
 
-# Model class name -> codec class. A HierarchicalVAE codec (Bit-Swap
-# ordering, Kingma et al. 2019) goes here once the model exists, with
-# VAECodec's interface: `name`, `setting_names`, `settings()`, `prepare(images)`,
-# `encode(symbols, progress)` -> `(words, info)`, `decode(words, count, info,
-# progress)` and `finish(symbols, dtype)`.
-CODECS = {"VAE": VAECodec, "BetaVAE": VAECodec, "VQVAE": VQCodec}
+# Model class name -> codec class. A codec has VAECodec's interface: `name`,
+# `setting_names`, `settings()`, `prepare(images)`, `encode(symbols, progress)`
+# -> `(words, info)`, `decode(words, count, info, progress)` and
+# `finish(symbols, dtype)`.
+CODECS = {
+    "VAE": VAECodec,
+    "BetaVAE": VAECodec,
+    "HierarchicalVAE": HierarchicalVAECodec,
+    "VQVAE": VQCodec,
+}
 
 __all__ = [
     "CODECS",
     "CompressionError",
+    "HierarchicalVAECodec",
     "VAECodec",
     "VQCodec",
     "compress",

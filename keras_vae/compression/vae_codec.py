@@ -53,6 +53,15 @@ def quantize_probabilities(p, bits=PROBABILITY_BITS):
     return np.clip(np.round(np.asarray(p, np.float64) * scale), 1.0, scale - 1.0) / scale
 
 
+def quantize_gaussian(mean, std):
+    """Rounds a Gaussian's mean and standard deviation to multiples of
+    `2**-20` in float64 (the standard deviation at least `2**-16`)."""
+    grid = float(1 << 20)
+    mean = np.round(np.asarray(mean, np.float64) * grid) / grid
+    std = np.maximum(np.round(np.asarray(std, np.float64) * grid), 16.0) / grid
+    return mean, std
+
+
 class VAECodec:
     """Lossless bits-back ANS coder (Townsend et al. 2019) for a `VAE`.
 
@@ -117,6 +126,12 @@ class VAECodec:
                 "Lossless compression needs a Bernoulli likelihood (binary images); "
                 f"this VAE's likelihood is {model.likelihood!r}."
             )
+        self._setup(model, latent_bits, batch_size)
+        self.latent_dim = model.latent_dim
+
+    def _setup(self, model, latent_bits, batch_size, num_seed_words=SEED_NUM_WORDS):
+        """Checks the settings and builds the buckets and the coder's models
+        (shared with `HierarchicalVAECodec`)."""
         latent_bits, batch_size = int(latent_bits), int(batch_size)
         if not 1 <= latent_bits <= 16:
             raise ValueError(f"`latent_bits` must be in [1, 16], got {latent_bits}.")
@@ -125,7 +140,7 @@ class VAECodec:
         self.model = model
         self.latent_bits = latent_bits
         self.batch_size = batch_size
-        self.latent_dim = model.latent_dim
+        self.num_seed_words = int(num_seed_words)
         self.num_pixels = int(np.prod(model.input_shape_))
         num_buckets = 1 << latent_bits
         inner = [_NORMAL.inv_cdf(i / num_buckets) for i in range(1, num_buckets)]
@@ -186,12 +201,7 @@ class VAECodec:
     def _posterior(self, x):
         """Quantised `(mu, sigma)` of `q(z|x)`, float64 `(batch, latent_dim)`."""
         z_mean, z_log_var = self.model.encoder.predict_on_batch(x)
-        z_mean = np.asarray(z_mean, np.float64)
-        sigma = np.exp(0.5 * np.asarray(z_log_var, np.float64))
-        grid = float(1 << 20)
-        mu = np.round(z_mean * grid) / grid
-        sigma = np.maximum(np.round(sigma * grid), 16.0) / grid
-        return mu, sigma
+        return quantize_gaussian(z_mean, np.exp(0.5 * np.asarray(z_log_var, np.float64)))
 
     def _pixel_probabilities(self, z):
         """Quantised Bernoulli probabilities of `p(x|z)`, `(batch, num_pixels)`."""
@@ -227,8 +237,7 @@ class VAECodec:
         """
         bits = np.asarray(bits, np.uint8).reshape(len(bits), self.num_pixels)
         shape = self.model.input_shape_
-        seed = seed_words()
-        coder = self._coder(seed)
+        coder = self._coder(seed_words(self.num_seed_words))
         steps = self.steps(len(bits))
         for start, size in steps:
             x = bits[start : start + size]
@@ -242,6 +251,12 @@ class VAECodec:
             coder.encode_reverse(z, self._prior)
             if progress is not None:
                 progress(start + size, len(bits))
+        return self._finish_stream(coder)
+
+    def _finish_stream(self, coder):
+        """`(words, info)` of a finished coder: its words less the seed's
+        untouched bottom ones, and `seed_words_stripped`, `initial_bits`."""
+        seed = seed_words(self.num_seed_words)
         words = coder.get_compressed()
         same = words[: len(seed)] == seed[: len(words)]
         stripped = int(np.argmin(same)) if not same.all() else len(same)
@@ -249,17 +264,30 @@ class VAECodec:
         info = {"seed_words_stripped": stripped, "initial_bits": 32 * (len(seed) - stripped)}
         return words[stripped:], info
 
-    def decode(self, words, count, info, progress=None):
-        """Inverse of `encode` (`info`: its dict, as in the stream's header):
-        0/1 bytes of shape `(count, num_pixels)`."""
-        seed = seed_words()
+    def _start_stream(self, words, info):
+        """A coder on `words` with the seed's stripped bottom words put back."""
+        seed = seed_words(self.num_seed_words)
         stripped = int(info["seed_words_stripped"])
         if not 0 <= stripped <= len(seed):
             raise CompressionError(f"Bad header: {stripped} stripped seed words.")
         try:
-            coder = self._coder(np.concatenate([seed[:stripped], words]).astype(np.uint32))
+            return self._coder(np.concatenate([seed[:stripped], words]).astype(np.uint32))
         except Exception as error:  # constriction refuses an invalid stream
             raise CompressionError(f"The stream is invalid: {error}") from None
+
+    def _check_stream_end(self, coder):
+        """Raises unless a decoding `coder` is back at the seed."""
+        if not np.array_equal(coder.get_compressed(), seed_words(self.num_seed_words)):
+            raise CompressionError(
+                "The decoded stream does not end in the codec's seed: the stream is "
+                "corrupted, or the model computed other probabilities than when it "
+                "was compressed."
+            )
+
+    def decode(self, words, count, info, progress=None):
+        """Inverse of `encode` (`info`: its dict, as in the stream's header):
+        0/1 bytes of shape `(count, num_pixels)`."""
+        coder = self._start_stream(words, info)
         shape = self.model.input_shape_
         bits = np.zeros((count, self.num_pixels), np.uint8)
         steps = self.steps(count)
@@ -273,10 +301,5 @@ class VAECodec:
             coder.encode_reverse(z, self._posterior_family, mu[:size].ravel(), sigma[:size].ravel())
             if progress is not None:
                 progress(count - start, count)
-        if not np.array_equal(coder.get_compressed(), seed):
-            raise CompressionError(
-                "The decoded stream does not end in the codec's seed: the stream is "
-                "corrupted, or the model computed other probabilities than when it "
-                "was compressed."
-            )
+        self._check_stream_end(coder)
         return bits

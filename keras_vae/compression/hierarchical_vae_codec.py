@@ -1,0 +1,279 @@
+"""Bits-back ANS over the joint latents of a `HierarchicalVAE`."""
+
+import math
+
+import keras
+import numpy as np
+
+from keras_vae.compression.compression_error import CompressionError
+from keras_vae.compression.vae_codec import (
+    SEED_NUM_WORDS,
+    VAECodec,
+    quantize_gaussian,
+    quantize_probabilities,
+    seed_words,
+)
+
+# `encode` sets `ramp` to this many times the first image's popped bits over
+# its net bits.
+RAMP_MARGIN = 1.5
+MAX_RAMP = 1 << 20
+
+
+class HierarchicalVAECodec(VAECodec):
+    """Lossless bits-back ANS coder for a `HierarchicalVAE` (binary images).
+
+    Ordering: plain BB-ANS (Townsend et al. 2019) over the joint latents,
+    not Bit-Swap. Bit-Swap (Kingma et al. 2019) interleaves pops and pushes
+    (pop `z_1`, push `x`, pop `z_2`, push `z_1`, ...), which needs a Markov
+    chain: `p(x | z_1)` and a posterior of `z_{l+1}` given `z_l` only. A
+    `HierarchicalVAE` is top-down: its posterior `q(z_l | x, z_<l)`
+    conditions on the image and every group above, and `p(x | z)` on every
+    group, so no push can happen before all groups are popped. For each
+    image the coder pops `z_1` from `q(z_1 | x)`, `z_2` from
+    `q(z_2 | x, z_1)`, ..., `z_L`, then pushes the pixels with `p(x | z)`
+    and the groups with their priors `p(z_l | z_<l)` (`z_L` first, so the
+    decoder pops `z_1` first). An image costs its negative ELBO (one
+    posterior sample) up to the discretisation; the initial bits (what the
+    first image's pops take from the stack's fixed seed) are those of
+    every group, `initial_bits` in the stream's header.
+
+    Discretisation: each latent coordinate of group `l` is cut into
+    `2**latent_bits` buckets of equal mass under its own prior
+    `p(z_l | z_<l) = N(mu_p, sigma_p^2)`: the edges are
+    `mu_p + sigma_p * Phi^-1(i / 2**latent_bits)`, computed per coordinate
+    from the prior given the groups above (which the decoder has decoded
+    before it needs group `l`'s buckets). A latent is a bucket index,
+    decoded at `mu_p + sigma_p * Phi^-1((i + 0.5) / 2**latent_bits)`; the
+    prior codes it with exactly `latent_bits` bits; the posterior gives a
+    bucket the mass of `N((mu_q - mu_p) / sigma_p, (sigma_q / sigma_p)^2)`
+    between the standard normal's quantiles, `VAECodec`'s posterior model.
+    Means and standard deviations are rounded to multiples of `2**-20` and
+    probabilities to multiples of `2**-24` in NumPy float64 before the
+    coder sees them, as in `VAECodec`.
+
+    Batching: a step codes up to `batch_size` images with `2 L + 1`
+    compiled passes of the model, padded to `batch_size` images, when
+    compressing and decompressing alike (each group's prior given the
+    groups above, its posterior given the image and the groups above, the
+    pixels given every group), so both sides compute the same floats; a
+    group's latents are coded in one vectorised call. A step pops all its
+    images' latents before it pushes anything, and with thousands of
+    latents (2352 for the `hvae_binarized_mnist` recipe) an image pops far
+    more bits (about `latent_bits` per inactive latent) than it adds to the
+    stack (its negative ELBO). So steps grow by one image every `ramp`
+    images: the stack then holds enough earlier images' data for every
+    step, and the initial bits stay about one image's pops instead of
+    `batch_size` images'. `ramp` is measured on the first image (1.5 times
+    its popped bits over its net bits) and stored in the stream's header.
+
+    Args:
+        model: a `keras_vae.HierarchicalVAE`.
+        latent_bits: int. `log2` of the number of buckets per latent
+            coordinate. Defaults to `12`.
+        batch_size: int. Largest number of images per model call.
+            Defaults to `32`.
+        ramp: int or `None`. Images coded per extra image in a step;
+            `None` (compressing) measures it on the first image. Defaults
+            to `None`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import keras_vae as kv
+    >>> model = kv.HierarchicalVAE(input_shape=(4, 4, 1), latent_channels=(1, 1),
+    ...                            strides=(4, 2), hidden_channels=4, seed=0)
+    >>> codec = HierarchicalVAECodec(model, batch_size=2)
+    >>> bits = np.random.default_rng(0).integers(0, 2, (3, 16)).astype("uint8")
+    >>> words, info = codec.encode(bits)
+    >>> bool((codec.decode(words, 3, info) == bits).all())
+    True
+    """
+
+    name = "bb-ans-hvae-bernoulli"
+    setting_names = ("latent_bits", "batch_size", "ramp")
+
+    def __init__(self, model, latent_bits=12, batch_size=32, ramp=None):
+        from keras_vae.models.hierarchical_vae import HierarchicalVAE
+
+        if not isinstance(model, HierarchicalVAE):
+            raise CompressionError(
+                f"HierarchicalVAECodec needs a HierarchicalVAE, got a {type(model).__name__}."
+            )
+        self.latent_dim = model.latent_dim
+        self.group_shapes = [tuple(shape) for shape in model.latent_shapes()]
+        self.group_sizes = [math.prod(shape) for shape in self.group_shapes]
+        # The first image pops every group from the seed: room for twice the
+        # prior's bits of all its latents.
+        extra = -(-2 * self.latent_dim * int(latent_bits) // 32)
+        self._setup(model, latent_bits, batch_size, num_seed_words=SEED_NUM_WORDS + extra)
+        self._centres64 = self.centres.astype(np.float64)
+        if ramp is not None and not 1 <= int(ramp) <= MAX_RAMP:
+            raise ValueError(f"`ramp` must be in [1, {MAX_RAMP}], got {ramp}.")
+        self.ramp = None if ramp is None else int(ramp)
+        groups = range(model.num_groups)
+        self._prior_passes = [_group_pass(model, group, "prior") for group in groups]
+        self._posterior_passes = [_group_pass(model, group, "posterior") for group in groups]
+        self._likelihood_pass = _group_pass(model, model.num_groups, "likelihood")
+
+    # ------------------------------------------------------------------
+    # Model passes (padded batches of `batch_size`), float64 results.
+
+    def settings(self):
+        """The settings a decoder must use (stored in the stream's header)."""
+        return {**super().settings(), "ramp": self.ramp}
+
+    def _step_size(self, start, count):
+        if start == 0:
+            return min(1, count)
+        return min(self.batch_size, count - start, 1 + start // self.ramp)
+
+    def steps(self, count):
+        """`(start, size)` of each step: one more image per step every
+        `ramp` images, up to `batch_size`."""
+        if count and self.ramp is None:
+            raise CompressionError("The stream's header lacks the codec's `ramp`.")
+        steps, start = [], 0
+        while start < count:
+            steps.append((start, self._step_size(start, count)))
+            start += steps[-1][1]
+        return steps
+
+    def _prior_params(self, group, x, above):
+        """Quantised `(mu_p, sigma_p)` of group `group` given the groups above."""
+        mean, log_var = self._prior_passes[group].predict_on_batch([x, *above])
+        return quantize_gaussian(mean, np.exp(0.5 * np.asarray(log_var, np.float64)))
+
+    def _standard_posterior(self, group, x, above, prior):
+        """Quantised posterior of group `group` in units of its prior:
+        `((mu_q - mu_p) / sigma_p, sigma_q / sigma_p)`, flattened per image."""
+        mean, log_var = self._posterior_passes[group].predict_on_batch([x, *above])
+        p_mean, p_std = prior
+        std = np.exp(0.5 * np.asarray(log_var, np.float64))
+        mu, sigma = quantize_gaussian((np.asarray(mean, np.float64) - p_mean) / p_std, std / p_std)
+        return mu.reshape(len(x), -1), sigma.reshape(len(x), -1)
+
+    def _centres(self, prior, buckets, size):
+        """The latents (float32, padded) at the centres of `buckets` of the
+        first `size` images; the padding rows take the prior's mean."""
+        p_mean, p_std = prior
+        z = p_mean.copy()
+        shape = z.shape[1:]
+        z[:size] += p_std[:size] * self._centres64[buckets].reshape(size, *shape)
+        return z.astype(np.float32)
+
+    def _pixel_probabilities(self, x, latents):
+        logits = np.asarray(self._likelihood_pass.predict_on_batch([x, *latents]), np.float64)
+        logits = logits.reshape(len(x), self.num_pixels)
+        return quantize_probabilities(1.0 / (1.0 + np.exp(-logits)))
+
+    # ------------------------------------------------------------------
+    # Coding.
+
+    def encode(self, bits, progress=None):
+        """Codes images given as 0/1 bytes of shape `(n, num_pixels)`.
+
+        Returns:
+            `(words, info)`: the stream as uint32 words (the seed's untouched
+            bottom words removed) and a dict with `seed_words_stripped`
+            and `initial_bits`.
+        """
+        bits = np.asarray(bits, np.uint8).reshape(len(bits), self.num_pixels)
+        shape = self.model.input_shape_
+        coder = self._coder(seed_words(self.num_seed_words))
+        start = 0
+        while start < len(bits):
+            size = self._step_size(start, len(bits))
+            x = bits[start : start + size]
+            before = coder.num_bits()
+            xb = self._padded(x, shape)
+            above, buckets = [], []
+            for group in range(self.model.num_groups):
+                prior = self._prior_params(group, xb, above)
+                mu, sigma = self._standard_posterior(group, xb, above, prior)
+                chosen = coder.decode(
+                    self._posterior_family, mu[:size].ravel(), sigma[:size].ravel()
+                )
+                if coder.num_words() < 4:
+                    raise CompressionError("The bits-back seed is exhausted; use a smaller batch.")
+                buckets.append(chosen)
+                above.append(self._centres(prior, chosen, size))
+            popped = before - coder.num_bits()
+            p = self._pixel_probabilities(xb, above)
+            coder.encode_reverse(x.ravel().astype(np.int32), self._pixels, p[:size].ravel())
+            # One call pushes z_L ... z_1 (z_1 on top): the decoder pops them
+            # in the order of `buckets`.
+            coder.encode_reverse(np.concatenate(buckets), self._prior)
+            if self.ramp is None:
+                # Each image in a step needs about `popped` bits of earlier
+                # images' data below it; each image adds `net` bits.
+                net = max(coder.num_bits() - before, 1)
+                self.ramp = min(max(1, math.ceil(RAMP_MARGIN * popped / net)), MAX_RAMP)
+            start += size
+            if progress is not None:
+                progress(start, len(bits))
+        return self._finish_stream(coder)
+
+    def decode(self, words, count, info, progress=None):
+        """Inverse of `encode` (`info`: its dict, as in the stream's header):
+        0/1 bytes of shape `(count, num_pixels)`."""
+        coder = self._start_stream(words, info)
+        shape = self.model.input_shape_
+        bits = np.zeros((count, self.num_pixels), np.uint8)
+        for start, size in reversed(self.steps(count)):
+            flat = coder.decode(self._prior, size * self.latent_dim)
+            buckets = np.split(flat, np.cumsum([size * n for n in self.group_sizes])[:-1])
+            empty = np.zeros((self.batch_size, *shape), np.float32)
+            above, priors = [], []
+            for group in range(self.model.num_groups):
+                priors.append(self._prior_params(group, empty, above))
+                above.append(self._centres(priors[-1], buckets[group], size))
+            p = self._pixel_probabilities(empty, above)
+            x = coder.decode(self._pixels, p[:size].ravel()).astype(np.uint8)
+            bits[start : start + size] = x.reshape(size, self.num_pixels)
+            xb = self._padded(bits[start : start + size], shape)
+            for group in reversed(range(self.model.num_groups)):
+                mu, sigma = self._standard_posterior(group, xb, above[:group], priors[group])
+                coder.encode_reverse(
+                    buckets[group], self._posterior_family, mu[:size].ravel(), sigma[:size].ravel()
+                )
+            if progress is not None:
+                progress(count - start, count)
+        self._check_stream_end(coder)
+        return bits
+
+
+def _group_pass(vae, group, mode):
+    """The `_GroupPass` of `vae`, made (and compiled) once per model; kept
+    out of Keras' tracking (the pass tracks the model)."""
+    passes = vae.__dict__.get("_compression_passes")
+    if passes is None:
+        passes = {}
+        object.__setattr__(vae, "_compression_passes", passes)
+    if (group, mode) not in passes:
+        passes[group, mode] = _GroupPass(vae, group, mode)
+    return passes[group, mode]
+
+
+class _GroupPass(keras.Model):
+    """One pass of a `HierarchicalVAE`, `[x, z_1, ..., z_{group}] -> ...`,
+    run by `predict_on_batch` (compiled). `mode`: `"prior"` gives group
+    `group`'s `(p_mean, p_log_var)` (`x` unused), `"posterior"` its
+    `(q_mean, q_log_var)`, `"likelihood"` the pixel logits given every
+    group. Kept out of the model's tracking, as its `_ImportanceScorer`."""
+
+    def __init__(self, vae, group, mode):
+        super().__init__(name=f"{vae.name}_{mode}_{group}")
+        self.vae, self.group, self.mode = vae, group, mode
+
+    def call(self, inputs):
+        x, above = inputs[0], list(inputs[1:])
+        batch = keras.ops.shape(x)[0]
+        activations = self.vae._bottom_up(x) if self.mode == "posterior" else None
+        logits, groups = self.vae._top_down(batch, activations, latents=above, mean_latents=True)
+        if self.mode == "likelihood":
+            return logits
+        entry = groups[self.group]
+        if self.mode == "prior":
+            return entry["p_mean"], entry["p_log_var"]
+        return entry["q_mean"], entry["q_log_var"]
