@@ -122,8 +122,8 @@ def test_bad_inputs_name_the_problem(tiny):
     )
     with pytest.raises(CompressionError, match="Bernoulli"):
         compression.compress(gaussian, images)
-    unsupported = type("HierarchicalVAE", (), {})()  # a model class without a codec (yet)
-    with pytest.raises(CompressionError, match="No codec for a HierarchicalVAE"):
+    unsupported = type("Autoencoder", (), {})()  # a model class without a codec
+    with pytest.raises(CompressionError, match="No codec for a Autoencoder"):
         compression.compress(unsupported, images)
 
 
@@ -154,3 +154,62 @@ def test_vq_codec_round_trip_gives_the_reconstruction_of_the_codes():
     expected = np.clip(model.decode_indices(model.encode(images), batch_size=2), 0, 1)
     np.testing.assert_allclose(restored, expected, atol=1e-6)
     assert compression.read_header(data)["codec"] == "vq-transformer-prior"
+
+
+def _tiny_hierarchical_vae(seed=0):
+    """A 2-group HierarchicalVAE on 8x8 images whose zero-initialised
+    kernels are made random, so the posterior differs from the prior."""
+    model = kv.HierarchicalVAE(
+        input_shape=(8, 8, 1), latent_channels=(2, 2), strides=(4, 2), hidden_channels=8,
+        seed=seed,
+    )
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        value = weight.numpy()
+        if value.ndim > 1 and not value.any():
+            weight.assign(rng.normal(0.0, 0.3, value.shape).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def hierarchical():
+    model = _tiny_hierarchical_vae()
+    images = (np.random.default_rng(5).random((32, 8, 8, 1)) > 0.5).astype("uint8")
+    return model, images, compression.compress(model, images, batch_size=4)
+
+
+def test_hierarchical_round_trip_is_bit_exact_and_costs_the_negative_elbo(hierarchical):
+    model, images, data = hierarchical
+    restored = compression.decompress(model, data)
+    assert restored.dtype == np.uint8
+    np.testing.assert_array_equal(restored, images)
+    header = compression.read_header(data)
+    assert header["codec"] == "bb-ans-hvae-bernoulli" and header["model"] == "HierarchicalVAE"
+    # Steps grow past one image (batched model calls) every `ramp` images.
+    codec = compression.HierarchicalVAECodec(model, batch_size=4, ramp=header["ramp"])
+    assert max(size for _, size in codec.steps(len(images))) > 1
+    # The stream less its reported initial bits costs the negative ELBO
+    # (one posterior sample per image; the ELBO averaged over 20).
+    words = container.unpack(data)[3]
+    stream_bits = 32 * len(words) - header["initial_bits"]
+    negative_elbo_bits = -model.elbo(images.astype("float32"), num_samples=20, seed=0).sum()
+    negative_elbo_bits /= np.log(2)
+    assert 0 < header["initial_bits"] < 32 * codec.num_seed_words
+    assert abs(stream_bits - negative_elbo_bits) < 0.05 * negative_elbo_bits
+    # Zero and one image.
+    for count in (0, 1):
+        again = compression.decompress(model, compression.compress(model, images[:count]))
+        np.testing.assert_array_equal(again, images[:count])
+
+
+def test_hierarchical_codec_refuses_other_models(hierarchical, tiny):
+    model, images, data = hierarchical
+    with pytest.raises(CompressionError, match="other model weights"):
+        compression.decompress(_tiny_hierarchical_vae(seed=1), data)
+    vae = tiny[0]
+    with pytest.raises(CompressionError, match="HierarchicalVAE, not a VAE"):
+        compression.decompress(vae, data)
+    with pytest.raises(CompressionError, match="needs a HierarchicalVAE, got a VAE"):
+        compression.HierarchicalVAECodec(vae)
+    with pytest.raises(ValueError, match="0 or 1"):
+        compression.compress(model, images * 0.5)
