@@ -52,3 +52,21 @@ def test_errors_are_one_line(model_file, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("keras-vae: error: The stream is") and "\n" not in err
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_hierarchical_vae_preset_folder_round_trip(tmp_path, capsys):
+    from keras_vae import presets
+
+    # One group: three compiled passes, loaded twice.
+    model = kv.HierarchicalVAE(
+        input_shape=(8, 8, 1), latent_channels=(1,), strides=(4,), hidden_channels=4, seed=0
+    )
+    folder = str(tmp_path / "tiny_hvae")
+    presets.save_to_preset(model, folder)
+    images = np.random.default_rng(2).integers(0, 2, (3, 8, 8, 1)).astype("uint8")
+    np.save(tmp_path / "in.npy", images)
+    kvz, out = str(tmp_path / "in.kvz"), str(tmp_path / "out.npy")
+    assert main(["compress", folder, str(tmp_path / "in.npy"), kvz]) == 0
+    assert main(["decompress", folder, kvz, out]) == 0
+    np.testing.assert_array_equal(np.load(out), images)
+    assert "compressed 3/3 images" in capsys.readouterr().err
