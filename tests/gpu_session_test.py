@@ -15,8 +15,9 @@ session = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(session)
 
 
-def test_benchmark_shares_are_equal_and_never_exceed_what_is_left():
-    assert session.plan_benchmarks(["jax", "torch"], 500, 300) == 150
+def test_benchmark_shares_favour_jax_and_never_exceed_what_is_left():
+    assert session.plan_benchmarks(["jax", "torch"], 500, 300) == 180
+    assert session.plan_benchmarks(["torch", "tensorflow"], 500, 300) == 150
     assert session.plan_benchmarks(["torch"], 100, 300) == 100  # the budget's end first
     assert session.plan_benchmarks(["jax"], -5, 300) == 0
     assert session.plan_benchmarks([], 100, 300) == 0
