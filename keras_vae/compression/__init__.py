@@ -6,7 +6,8 @@ ELBO under `model`, e.g. 0.17 bits per pixel on binarized MNIST with the
 `vae_binarized_mnist` preset. `decompress(model, data)` gives the images back
 bit-exactly, or raises a `CompressionError`. The entropy coder is
 `constriction`: `pip install 'keras-vae[compression]'`. See `VAECodec` for
-the discretisation and `container` for the file layout.
+the discretisation and `container` for the file layout. A `HierarchicalVAE`
+is coded the same way over all its latent groups (`HierarchicalVAECodec`).
 
 With a `VQVAE` that has a prior (the `vq_vae_mnist` preset), compression is
 lossy (`VQCodec`): the image's code indices are coded with the
@@ -84,7 +85,7 @@ def _codec_class(model):
     if cls is None:
         raise CompressionError(
             f"No codec for a {type(model).__name__}; keras_vae.compression codes images "
-            f"with {sorted(CODECS)} models (VAEs with a Bernoulli likelihood)."
+            f"with {sorted(CODECS)} models."
         )
     return cls
 
@@ -99,7 +100,8 @@ def compress(model, images, preset=None, latent_bits=12, batch_size=32, progress
 
     Args:
         model: a `VAE` with a Bernoulli likelihood, e.g.
-            `kv.from_preset("vae_binarized_mnist")` (lossless), or a `VQVAE`
+            `kv.from_preset("vae_binarized_mnist")`, or a `HierarchicalVAE`
+            (lossless), or a `VQVAE`
             with a prior, e.g. `kv.from_preset("vq_vae_mnist")` (lossy,
             see `VQCodec`).
         images: array of shape `(n, *model.input_shape_)`: for a VAE with

@@ -90,9 +90,8 @@ class VAECodec:
     stack's fixed seed (`seed_words`); those bits are the codec's
     initial-bits overhead (`initial_bits` in the stream's header).
 
-    A `HierarchicalVAE` codec (Bit-Swap ordering, Kingma et al. 2019) would
-    implement the same methods (`settings`, `prepare`, `encode`, `decode`,
-    `finish`) and be listed in `keras_vae.compression.CODECS`.
+    `HierarchicalVAECodec` codes a `HierarchicalVAE`'s images with the
+    same buckets, coder models and stream helpers.
 
     Args:
         model: a `keras_vae.VAE` (or `BetaVAE`) with `likelihood="bernoulli"`.
