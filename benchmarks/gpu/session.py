@@ -366,7 +366,8 @@ def main(argv=None):
         for record in found:
             if record["kind"] == "train":
                 say(
-                    f"{backend} {record['network']} batch {record['batch']}: "
+                    f"{backend} {record['network']} batch {record['batch']}"
+                    f" steps_per_execution {record.get('steps_per_execution', 1)}: "
                     f"{record['images_per_s']:.0f} images/s"
                 )
             elif record["kind"] == "eval":
@@ -413,6 +414,11 @@ def main(argv=None):
             grace_s=max(5, min(30, args.margin_s / 2)),
         )
         results["train"].update(returncode=rc, seconds=seconds, stopped=stopped)
+        # The runner's line on Ctrl-C (keras_vae.runner.INTERRUPTED): the run folder
+        # is consistent even if the process then dies at exit (seen once on the CPU:
+        # JAX exited with SIGSEGV after this line).
+        train_log = (out / "train.log").read_text(errors="replace")
+        results["train"]["interrupt_handled"] = "run the same command again to resume" in train_log
         results["train"]["progress"] = train_summary(args.run_dir)
         results["train"]["packed"] = pack([args.run_dir, args.preset_out], out)
         say(
