@@ -167,14 +167,14 @@ def _tiny_hierarchical_vae(seed=0):
     for weight in model.weights:
         value = weight.numpy()
         if value.ndim > 1 and not value.any():
-            weight.assign(rng.normal(0.0, 0.3, value.shape).astype("float32"))
+            weight.assign(rng.normal(0.0, 0.1, value.shape).astype("float32"))
     return model
 
 
 @pytest.fixture(scope="module")
 def hierarchical():
     model = _tiny_hierarchical_vae()
-    images = (np.random.default_rng(5).random((32, 8, 8, 1)) > 0.5).astype("uint8")
+    images = (np.random.default_rng(5).random((64, 8, 8, 1)) > 0.5).astype("uint8")
     return model, images, compression.compress(model, images, batch_size=4)
 
 
@@ -189,7 +189,9 @@ def test_hierarchical_round_trip_is_bit_exact_and_costs_the_negative_elbo(hierar
     codec = compression.HierarchicalVAECodec(model, batch_size=4, ramp=header["ramp"])
     assert max(size for _, size in codec.steps(len(images))) > 1
     # The stream less its reported initial bits costs the negative ELBO
-    # (one posterior sample per image; the ELBO averaged over 20).
+    # (one posterior sample per image, against the ELBO averaged over 20:
+    # a few % of noise, from 32-bit words and the samples; without the
+    # bits back it would cost 12 bits more per latent, +60%).
     words = container.unpack(data)[3]
     stream_bits = 32 * len(words) - header["initial_bits"]
     negative_elbo_bits = -model.elbo(images.astype("float32"), num_samples=20, seed=0).sum()
