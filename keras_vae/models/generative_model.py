@@ -7,6 +7,26 @@ from keras import ops
 from keras_vae.training import Trainer, check_fit_arguments, with_nan_guard
 from keras_vae.training.inputs import peek_inputs, to_numpy
 
+OBJECTIVES = ("elbo", "iwae")
+
+
+def check_objective(objective, num_importance_samples):
+    """Raises a `ValueError` naming the problem unless `objective` is one of
+    `OBJECTIVES` and `num_importance_samples` suits it (`>= 1`; exactly `1`
+    for the ELBO, which draws one sample). Shared by the models that offer
+    the IWAE objective (Burda et al. 2016)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}.")
+    if num_importance_samples < 1:
+        raise ValueError(
+            f"`num_importance_samples` must be >= 1, got {num_importance_samples}."
+        )
+    if objective == "elbo" and num_importance_samples != 1:
+        raise ValueError(
+            f"`num_importance_samples={num_importance_samples}` needs "
+            "`objective='iwae'` (the ELBO objective draws one sample)."
+        )
+
 
 def check_count(name, value, allow_none=False):
     """`value` as an int, after checking it is a positive whole number.

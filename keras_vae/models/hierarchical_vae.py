@@ -7,9 +7,12 @@ from keras import layers, ops
 
 from keras_vae import losses
 from keras_vae.layers.residual_block import ResidualBlock
-from keras_vae.models.generative_model import GenerativeModel, check_count
+from keras_vae.models.generative_model import (
+    GenerativeModel,
+    check_count,
+    check_objective,
+)
 
-OBJECTIVES = ("elbo", "iwae")
 # Log-variances are soft-clamped to (-LOG_VAR_LIMIT, LOG_VAR_LIMIT): standard
 # deviations stay within (e^-5, e^5), so no exp over- or underflows.
 LOG_VAR_LIMIT = 10.0
@@ -226,17 +229,7 @@ class HierarchicalVAE(GenerativeModel):
                 "`hidden_channels` must be >= 1 and `num_cells` >= 0, got "
                 f"{self.hidden_channels} and {self.num_cells}."
             )
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {self.objective!r}.")
-        if self.num_importance_samples < 1:
-            raise ValueError(
-                f"`num_importance_samples` must be >= 1, got {self.num_importance_samples}."
-            )
-        if self.objective == "elbo" and self.num_importance_samples != 1:
-            raise ValueError(
-                "`num_importance_samples` > 1 needs objective='iwae' (the ELBO uses one "
-                f"sample), got {self.num_importance_samples}."
-            )
+        check_objective(self.objective, self.num_importance_samples)
         if self.kl_warmup_steps < 0 or self.free_bits < 0:
             raise ValueError("`kl_warmup_steps` and `free_bits` must be >= 0.")
         if self.objective == "iwae" and self.free_bits > 0:

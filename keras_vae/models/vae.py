@@ -6,12 +6,15 @@ from keras_vae import losses
 from keras_vae.layers.inverse_autoregressive_flow import InverseAutoregressiveFlow
 from keras_vae.layers.sampling import Sampling
 from keras_vae.models import networks
-from keras_vae.models.generative_model import GenerativeModel, check_count
+from keras_vae.models.generative_model import (
+    GenerativeModel,
+    check_count,
+    check_objective,
+)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHITECTURES = ("conv", "mlp")
 POSTERIORS = ("gaussian", "iaf")
-OBJECTIVES = ("elbo", "iwae")
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -222,17 +225,7 @@ class VAE(GenerativeModel):
             raise ValueError(
                 f"`flow_hidden_dims` must be positive ints, got {self.flow_hidden_dims}."
             )
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {self.objective!r}.")
-        if self.num_importance_samples < 1:
-            raise ValueError(
-                f"`num_importance_samples` must be >= 1, got {self.num_importance_samples}."
-            )
-        if self.objective == "elbo" and self.num_importance_samples != 1:
-            raise ValueError(
-                f"`num_importance_samples={self.num_importance_samples}` needs "
-                "`objective='iwae'` (the ELBO objective draws one sample)."
-            )
+        check_objective(self.objective, self.num_importance_samples)
         if self.objective == "iwae" and self.free_bits > 0:
             raise ValueError(
                 "`free_bits` does not combine with `objective='iwae'` (the importance "
