@@ -31,16 +31,27 @@ try:
     status = cli.main(["--help"])
 except SystemExit as exit:
     status = exit.code
+after_help = sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow")
+# The runner seeds as keras.utils.set_random_seed does, minus TensorFlow.
+import numpy as np
+from keras.src.backend.common import global_state
+from keras_vae.runner.run import set_random_seed
+set_random_seed(3)
+draw = float(np.random.random())
+np.random.seed(3)
 print(json.dumps({
     "status": status,
     "after_import": after_import,
-    "after_help": sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow"),
+    "after_help": after_help,
+    "after_seed": sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow"),
+    "numpy_seeded": draw == float(np.random.random()),
+    "keras_seed": global_state.get_global_attribute("global_random_seed"),
     "log_level": os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
 }))
 """
 
 
-def test_import_and_help_leave_tensorflow_out():
+def test_import_help_and_the_runners_seed_leave_tensorflow_out():
     backend = keras.backend.backend()
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["KERAS_BACKEND"] = backend
@@ -58,6 +69,8 @@ def test_import_and_help_leave_tensorflow_out():
     else:
         assert report["after_import"] == [], report["after_import"][:5]
         assert report["after_help"] == [], report["after_help"][:5]
+        assert report["after_seed"] == [], report["after_seed"][:5]
+    assert report["numpy_seeded"] and report["keras_seed"] == 3
 
 
 def test_command_line_detection(monkeypatch):

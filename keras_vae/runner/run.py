@@ -11,7 +11,8 @@ How a run goes (`run`):
    is appended to its `commands.json`. Before that, the output folder is
    checked: writable, and replaced only if it is a preset folder.
 2. The family's hooks (`FAMILIES[recipe["family"]]`) load the data and
-   build the model after `keras.utils.set_random_seed(recipe["seed"])`.
+   build the model after `set_random_seed(recipe["seed"])` (Keras's, minus
+   TensorFlow on the JAX and torch backends).
 3. Each training stage is fitted with `BackupAndRestore` (a killed run
    continues from its last finished epoch, or the one before if the kill
    tore the latest checkpoint), `KeepBest` on the stage's monitor,
@@ -31,6 +32,7 @@ stopping follow. A language model has no KL: its `val_loss` is its NLL.
 """
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -191,11 +193,41 @@ def run(
         return _run(family, recipe, options, output, name, run_dir, command, callbacks)
 
 
+def set_random_seed(seed):
+    """`keras.utils.set_random_seed(seed)`, without importing TensorFlow on the
+    JAX and torch backends.
+
+    Keras seeds `tf.random` whenever TensorFlow is installed, for `tf.data`
+    shuffling, and so imports it (seconds, and its log lines) even where
+    nothing uses it. The runner's families feed NumPy arrays and
+    `PyDataset`s; a `tfds:` data set has imported TensorFlow while loading,
+    before this runs. So TensorFlow is seeded when it is the backend or
+    already imported, and left alone otherwise.
+    """
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    from keras.src.utils import rng_utils  # Keras 3.15: `tf` is a lazy module there.
+
+    lazy_tf = rng_utils.tf
+    rng_utils.tf = _Unavailable()
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        rng_utils.tf = lazy_tf
+
+
+class _Unavailable:
+    """Stands in for Keras' lazy TensorFlow module: `available` is False."""
+
+    available = False
+
+
 def _run(family, recipe, options, output, name, run_dir, command, callbacks):
     commands = files.record_command(run_dir, command)
     wall_start = time.time()
     data = family.load_data(recipe, options)
-    keras.utils.set_random_seed(recipe["seed"])
+    set_random_seed(recipe["seed"])
     model = family.build_model(recipe, data)
     training = {}
     for stage in family.stages(model, recipe, data, options):
