@@ -212,7 +212,7 @@ def serving_functions(model, score_num_samples=1, score_seed=0):
     Every function checks its request in the graph and fails it with an
     `InvalidArgumentError` naming the problem: a wrong rank or size (e.g.
     one image without its batch axis), an empty batch, and invalid values
-    (`model.valid_examples_tensor`: NaN pixels, a Bernoulli VAE's pixels
+    (`model.screen_inputs_tensor`: NaN pixels, a Bernoulli VAE's pixels
     outside `[0, 1]`, a sentence with `<pad>`, `<bos>` or `<eos>` as a
     word; latents that are not finite, code indices out of range,
     `num_samples < 1`). `score` does not fail on invalid examples: it
