@@ -5,6 +5,7 @@ from keras_vae.layers.inverse_autoregressive_flow import InverseAutoregressiveFl
 from keras_vae.layers.masked_dense import MaskedDense
 from keras_vae.layers.residual_block import ResidualBlock
 from keras_vae.layers.sampling import Sampling
+from keras_vae.layers.sub_pixel_conv_transpose_2d import SubPixelConvTranspose2D
 from keras_vae.layers.text_decoder import TextDecoder
 from keras_vae.layers.transformer_block import TransformerBlock
 from keras_vae.layers.vector_quantizer import VectorQuantizer
@@ -16,6 +17,7 @@ __all__ = [
     "MaskedDense",
     "ResidualBlock",
     "Sampling",
+    "SubPixelConvTranspose2D",
     "TextDecoder",
     "TransformerBlock",
     "VectorQuantizer",

@@ -69,6 +69,14 @@ CASES = {
         expected_num_seed_generators=1,
         supports_masking=False,
     ),
+    "SubPixelConvTranspose2D": dict(
+        init_kwargs={"filters": 2, "activation": "relu"},
+        input_shape=(2, 3, 3, 4),
+        expected_output_shape=(2, 6, 6, 2),
+        expected_num_trainable_weights=2,
+        expected_num_seed_generators=0,
+        supports_masking=False,
+    ),
     # Token ids in, per-token log-likelihoods out; padding is the layer's
     # own `pad_id` (targets at `<pad>` score 0), not a Keras mask.
     "TextDecoder": dict(
