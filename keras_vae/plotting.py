@@ -307,3 +307,132 @@ def _one_example(model, x):
             f"Expected one example, got a batch of shape {x.shape}."
         )
     return x
+
+
+def plot_samples_at_temperature(
+    model, temperature=1.0, num_samples=64, seed=0, num_columns=None, cell_size=1.0, path=None
+):
+    """A grid of `model.sample(num_samples, temperature=..., seed=seed)`.
+
+    For models whose `sample` takes a temperature (`HierarchicalVAE`): it
+    scales the prior's standard deviations, so `0.7` gives cleaner, less
+    varied images than `1.0`.
+
+    Args:
+        model: a zoo model with `sample(num_samples, temperature, seed)`.
+        temperature: float >= 0. Defaults to `1.0`.
+        num_samples: int. Defaults to `64`.
+        seed: int. Seed of the draws. Defaults to `0`.
+        num_columns: int. Images per row. Defaults to `ceil(sqrt(n))`.
+        cell_size: float. Inches per image. Defaults to `1.0`.
+        path: optional file path to save the figure to.
+
+    Example:
+
+    >>> import keras_vae as kv
+    >>> model = kv.HierarchicalVAE(
+    ...     input_shape=(8, 8, 1), latent_channels=(1, 1), strides=(4, 2),
+    ...     hidden_channels=4, seed=0)
+    >>> figure = plot_samples_at_temperature(model, 0.7, num_samples=6)
+    >>> len(figure.axes)
+    6
+    """
+    images = model.sample(num_samples, temperature=temperature, seed=seed)
+    return image_grid(
+        images,
+        num_columns=num_columns,
+        title=f"{num_samples} samples, temperature {temperature:g} (seed {seed})",
+        cell_size=cell_size,
+        path=path,
+    )
+
+
+def plot_group_resampling(
+    model,
+    x,
+    num_draws=8,
+    temperature=1.0,
+    seed=0,
+    image_labels=None,
+    cell_size=1.0,
+    path=None,
+):
+    """What each latent group of a hierarchical model encodes.
+
+    For each input and each number `m` of fixed groups, `1` to `L - 1`
+    (`L = model.num_groups`), one row shows the input, its reconstruction
+    (every group at its posterior mean) and `num_draws` images decoded with
+    the top `m` groups at the input's posterior means and the lower groups
+    redrawn from the prior: `model.decode(z_means[:m], temperature, seed)`.
+    What a row keeps is what its top `m` groups encode; what changes along
+    it, the groups below. Rows are ordered by input, then by `m`.
+
+    Args:
+        model: a model with several latent groups (`HierarchicalVAE`):
+            `num_groups`, `encode(x) -> (z_means, z_log_vars)` lists, top
+            group first, `decode(latents, temperature, seed)` and
+            `reconstruct(x)`.
+        x: a batch of inputs (pick them at random, not a prefix of a
+            sorted test file).
+        num_draws: int >= 1. Redraws per row. Defaults to `8`.
+        temperature: float. Of the groups drawn. Defaults to `1.0`.
+        seed: int. Seed of the groups drawn. Defaults to `0`.
+        image_labels: optional list of str, one per input, naming it in the
+            row labels (e.g. its index in the test set). Defaults to
+            `x0, x1, ...`.
+        cell_size: float. Inches per image. Defaults to `1.0`.
+        path: optional file path to save the figure to.
+
+    Returns:
+        A `matplotlib.figure.Figure` of `len(x) * (L - 1)` rows and
+        `num_draws + 2` columns.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import keras_vae as kv
+    >>> model = kv.HierarchicalVAE(
+    ...     input_shape=(8, 8, 1), latent_channels=(1, 1, 1), strides=(4, 4, 2),
+    ...     hidden_channels=4, seed=0)
+    >>> x = np.random.default_rng(0).integers(0, 2, (2, 8, 8, 1)).astype("float32")
+    >>> figure = plot_group_resampling(model, x, num_draws=3)
+    >>> len(figure.axes)  # 2 inputs x 2 numbers of fixed groups, 3 + 2 columns
+    20
+    """
+    num_groups = int(getattr(model, "num_groups", 1))
+    if num_groups < 2:
+        raise ValueError(
+            "plot_group_resampling needs a model with at least two latent "
+            f"groups, got {num_groups}."
+        )
+    num_draws = int(num_draws)
+    if num_draws < 1:
+        raise ValueError(f"`num_draws` must be >= 1, got {num_draws}.")
+    x = np.asarray(x)
+    if image_labels is None:
+        image_labels = [f"x{i}" for i in range(len(x))]
+    if len(image_labels) != len(x):
+        raise ValueError(f"Got {len(image_labels)} image labels for {len(x)} inputs.")
+    z_means, _ = model.encode(x)
+    reconstructions = np.asarray(model.reconstruct(x))
+    draws = {}
+    for fixed in range(1, num_groups):
+        latents = [np.repeat(z, num_draws, axis=0) for z in z_means[:fixed]]
+        images = model.decode(latents, temperature=temperature, seed=seed)
+        draws[fixed] = np.asarray(images).reshape((len(x), num_draws) + x.shape[1:])
+    rows, labels = [], []
+    for i, label in enumerate(image_labels):
+        for fixed in range(1, num_groups):
+            rows += [x[i : i + 1], reconstructions[i : i + 1], draws[fixed][i]]
+            labels.append(f"{label}\ntop {fixed}/{num_groups}")
+    return image_grid(
+        np.concatenate(rows),
+        num_columns=num_draws + 2,
+        row_labels=labels,
+        title=(
+            "input, reconstruction, then the top groups fixed\nand the lower "
+            f"ones redrawn (temperature {temperature:g}, seed {seed})"
+        ),
+        cell_size=cell_size,
+        path=path,
+    )

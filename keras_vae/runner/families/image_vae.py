@@ -1,6 +1,7 @@
 """`ImageVAE`: the runner's hooks for a VAE on images (binarized MNIST)."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -27,6 +28,21 @@ CHECK_SUBSET_SEED = 0
 REFERENCE_IMAGES = 4
 # The models a recipe's `"model_class"` may name (default `"VAE"`).
 MODEL_CLASSES = {"VAE": VAE, "HierarchicalVAE": HierarchicalVAE}
+# The pictures of a HierarchicalVAE preset (`hierarchy_pictures`): sample
+# grids at each temperature, and the top groups of a few random test images
+# fixed while the lower ones are redrawn.
+SAMPLE_TEMPERATURES = (1.0, 0.7)
+PICTURE_SAMPLES = 64
+PICTURE_IMAGES = 4
+PICTURE_DRAWS = 8
+PICTURE_SEED = 0
+PICTURE_CELL_INCHES = 0.6
+GROUP_PICTURE = "group_resampling.png"
+
+
+def samples_picture(temperature):
+    """The file name of the sample grid at `temperature`: `samples_t0.7.png`."""
+    return f"samples_t{float(temperature)}.png"
 
 
 def group_metrics(model, x):
@@ -44,6 +60,79 @@ def group_metrics(model, x):
         "test_kl_per_group": [float(kl) for kl in kls],
         "latent_shapes": [list(shape) for shape in model.latent_shapes()],
     }
+
+
+def hierarchy_pictures_metadata(model, num_test):
+    """The metadata entry describing `hierarchy_pictures` of `model` for a
+    test split of `num_test` images (which images, seeds, grid shapes)."""
+    indices = np.random.default_rng(PICTURE_SEED).choice(
+        num_test, min(PICTURE_IMAGES, num_test), replace=False
+    )
+    columns = int(np.ceil(np.sqrt(PICTURE_SAMPLES)))
+    return {
+        "samples": [
+            {
+                "file": samples_picture(t),
+                "temperature": t,
+                "num_samples": PICTURE_SAMPLES,
+                "seed": PICTURE_SEED,
+                "grid": [-(-PICTURE_SAMPLES // columns), columns],
+            }
+            for t in SAMPLE_TEMPERATURES
+        ],
+        "group_resampling": {
+            "file": GROUP_PICTURE,
+            "test_indices": indices.tolist(),
+            "test_images": (
+                f"np.random.default_rng({PICTURE_SEED}).choice({num_test}, {len(indices)}, "
+                "replace=False)"
+            ),
+            "rows": (
+                "one per test image and per number m = 1 .. L-1 of fixed groups: the image, "
+                "its reconstruction (every group at its posterior mean), then "
+                f"{PICTURE_DRAWS} decodes with the top m groups at the image's posterior "
+                "means and the lower groups drawn from the prior (temperature 1)"
+            ),
+            "grid": [len(indices) * (model.num_groups - 1), PICTURE_DRAWS + 2],
+            "seed": PICTURE_SEED,
+        },
+    }
+
+
+def hierarchy_pictures(model, x_test, directory):
+    """Writes the pictures of a `HierarchicalVAE` into `directory`: a grid of
+    `PICTURE_SAMPLES` samples at each of `SAMPLE_TEMPERATURES`
+    (`samples_t1.0.png`, `samples_t0.7.png`) and `group_resampling.png` (see
+    `keras_vae.plotting.plot_group_resampling`) for `PICTURE_IMAGES` test
+    images drawn at random (never a prefix: the binarized MNIST test file
+    is sorted by digit). Returns the paths written."""
+    from keras_vae import plotting  # matplotlib: the `plot` extra
+
+    directory = Path(directory)
+    described = hierarchy_pictures_metadata(model, len(x_test))
+    paths = []
+    for entry in described["samples"]:
+        paths.append(directory / entry["file"])
+        plotting.plot_samples_at_temperature(
+            model,
+            entry["temperature"],
+            num_samples=PICTURE_SAMPLES,
+            seed=PICTURE_SEED,
+            cell_size=PICTURE_CELL_INCHES,
+            path=paths[-1],
+        )
+    indices = described["group_resampling"]["test_indices"]
+    paths.append(directory / GROUP_PICTURE)
+    plotting.plot_group_resampling(
+        model,
+        x_test[indices],
+        num_draws=PICTURE_DRAWS,
+        seed=PICTURE_SEED,
+        image_labels=[f"#{i}" for i in indices],
+        cell_size=PICTURE_CELL_INCHES,
+        path=paths[-1],
+    )
+    return paths
 
 
 def _as_lists(value):
@@ -272,4 +361,12 @@ class ImageVAE(Family):
                     "because only a CPU was available)"
                 )
             entries["nll_protocol"] = protocol
+        if isinstance(model, HierarchicalVAE):
+            entries["pictures"] = hierarchy_pictures_metadata(model, len(data["test"]))
         return entries
+
+    def pictures(self, model, run_dir, data, options):
+        """A `HierarchicalVAE`'s `hierarchy_pictures`; none for a `VAE`."""
+        if not isinstance(model, HierarchicalVAE):
+            return []
+        return hierarchy_pictures(model, data["test"], run_dir)
