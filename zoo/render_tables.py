@@ -11,10 +11,21 @@ hold them exactly (tests/zoo/text_presets_test.py does the same).
 """
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from keras_vae import presets
+from zoo import recipes
+
+# The binarized MNIST comparison (issue 21): the same split and estimator,
+# one row per preset in this order, then the recipes' published figures.
+BINARIZED_MNIST_PRESETS = (
+    ("vae_binarized_mnist", "VAE"),
+    ("iaf_vae_binarized_mnist", "VAE + IAF"),
+    ("iwae_vae_binarized_mnist", "IWAE"),
+    ("hvae_binarized_mnist", "HierarchicalVAE"),
+)
 
 
 def results_table(vae, lm):
@@ -89,13 +100,127 @@ def examples_markdown(vae):
     return "\n".join(lines) + "\n"
 
 
+def builtin_metadata(name):
+    """The metadata of built-in preset `name` (its files checked), or `None`
+    when it is not trained yet (not in the registry)."""
+    return presets.load_metadata(name) if name in presets.registry() else None
+
+
+def _binarization(dataset):
+    return "static binarization" if dataset == "binarized_mnist" else dataset
+
+
+def _our_row(label, name, metadata):
+    """The cells of a trained preset's row: everything from its metadata."""
+    m = metadata["metrics"]
+    nll = "not measured"
+    estimator = _binarization(metadata.get("dataset", {}).get("name", ""))
+    if "test_nll" in m:
+        nll = f"**{m['test_nll']:.2f}** ± {m['test_nll_stderr']:.2f}"
+        estimator += (
+            f", k = {m['test_nll_importance_samples']:,}, {m['test_nll_images']:,} test images"
+        )
+    if "test_kl_per_group" in m:  # HierarchicalVAE: top group first
+        kl = " / ".join(f"{value:.2f}" for value in m["test_kl_per_group"])
+        sizes = [h * w * c for h, w, c in m["latent_shapes"]]
+        units = (
+            " / ".join(map(str, m["active_units_per_group"]))
+            + " of "
+            + " / ".join(map(str, sizes))
+        )
+    else:
+        kl = f"{m['test_kl']:.2f}" if "test_kl" in m else ""
+        units = f"{m['active_units']} / {m['latent_dim']}"
+    hours = metadata["train_seconds"] / 3600
+    backend = metadata.get("trained_on_backend", metadata.get("backend"))
+    training = f"{hours:.1f} h, {metadata['epochs_completed']} epochs ({backend})"
+    return [
+        f"{label} (`{name}`)",
+        nll,
+        estimator,
+        f"{m['test_elbo']:.2f}",
+        kl,
+        units,
+        f"{metadata['parameter_count'] / 1e6:.2f}M",
+        training,
+        metadata["hardware"],
+    ]
+
+
+def published_figures(names, load_recipe=recipes.load):
+    """`(source, binarization, k, NLL)` of every published figure in the
+    recipes of `names`, in order, each text once. A figure that does not
+    state its binarization is left out when the same source (the text
+    before its first comma) gives the same figure with its binarization
+    stated in another recipe; the others say "not stated"."""
+    figures = {}
+    for name in names:
+        for text, value in load_recipe(name).get("published", {}).items():
+            if text != "metric":
+                figures.setdefault(text, value)
+    stated = [(t.split(",")[0], v) for t, v in figures.items() if "binarization" in t]
+    rows = []
+    for text, value in figures.items():
+        if "binarization" not in text and (text.split(",")[0], value) in stated:
+            continue
+        binarization = re.search(r",?\s*\b(static|dynamic) binarization", text)
+        k = re.search(r",?\s*\bk=(\d+)\s*$", text)
+        source = text
+        for match in sorted((m for m in (binarization, k) if m), key=lambda m: -m.start()):
+            source = source[: match.start()] + source[match.end() :]
+        rows.append(
+            (
+                source.strip(" ,"),
+                f"{binarization.group(1)} binarization" if binarization else "not stated",
+                f"k = {int(k.group(1)):,}" if k else "not stated",
+                value,
+            )
+        )
+    return rows
+
+
+def binarized_mnist_table(metadata, load_recipe=recipes.load):
+    """The README's binarized MNIST comparison, in Markdown: a row per
+    preset of `BINARIZED_MNIST_PRESETS` from its metadata (`metadata`: name
+    -> metadata dict, or `None` for a preset not trained yet, shown as
+    such), then the published figures of their recipes
+    (`published_figures`). Test NLL is the importance-sampled bound of the
+    project's evaluation (k samples on that many test images); KL per group
+    and active units per group are the HierarchicalVAE's, top group first."""
+    columns = 9
+    rows = [
+        "| model | test NLL (nats) | binarization, estimator | test ELBO | KL per group (nats) "
+        "| active units | parameters | training | hardware |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    names = [name for name, _ in BINARIZED_MNIST_PRESETS]
+    for name, label in BINARIZED_MNIST_PRESETS:
+        recipe_model = load_recipe(name).get("model", {})
+        if recipe_model.get("objective") == "iwae":
+            label += f", k = {recipe_model['num_importance_samples']} in training"
+        if metadata.get(name) is None:
+            cells = [f"{label} (`{name}`)", "not trained yet"] + [""] * (columns - 2)
+        else:
+            cells = _our_row(label, name, metadata[name])
+        rows.append("| " + " | ".join(cells) + " |")
+    for source, binarization, k, value in published_figures(names, load_recipe):
+        estimator = f"{binarization}, {k}"
+        if binarization == k == "not stated":
+            estimator = "binarization and k not stated"
+        cells = [f"published: {source}", f"{value:.2f}", estimator]
+        rows.append("| " + " | ".join(cells + [""] * (columns - 3)) + " |")
+    return "\n".join(rows) + "\n"
+
+
 def tables():
     """Every rendered table: title -> Markdown."""
     vae, lm, beta, plain = (
         presets.load_metadata(n)
         for n in ("text_vae_ptb", "lstm_lm_ptb", "beta_vae_sprites", "vae_sprites")
     )
+    mnist = {name: builtin_metadata(name) for name, _ in BINARIZED_MNIST_PRESETS}
     return {
+        "binarized MNIST comparison": binarized_mnist_table(mnist),
         "sprites disentanglement": sprites_table(beta, plain),
         "Penn Treebank results": results_table(vae, lm),
         "Penn Treebank examples": examples_markdown(vae),
