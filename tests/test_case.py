@@ -32,23 +32,41 @@ def assert_saved_model_round_trip(model, x, method, tmp_path, atol=1e-6):
     return loaded
 
 
+# Each backend's run checks a saved model on ONE other backend, around a
+# ring, so that a CI run (one pytest per backend) pays one worker per test
+# instead of two. `step=1` goes tensorflow -> jax -> torch -> tensorflow,
+# `step=-1` the other way round: tests of the same files in both directions
+# cover all six (saver, loader) pairs in one CI run. KERAS_VAE_ALL_PAIRS=1
+# checks every other backend, as before.
+ALL_PAIRS = os.environ.get("KERAS_VAE_ALL_PAIRS") == "1"
+
+
+def ring_backends(step=1):
+    """The other backends a cross-backend test checks from this backend."""
+    here = keras.backend.backend()
+    if ALL_PAIRS:
+        return tuple(b for b in BACKENDS if b != here)
+    return (BACKENDS[(BACKENDS.index(here) + step) % len(BACKENDS)],)
+
+
 def run_on_other_backends(
-    model, x, method, tmp_path, atol=1e-5, train_steps=2, backends=None
+    model, x, method, tmp_path, atol=1e-5, train_steps=2, backends=None, step=1
 ):
     """Saves `model` here, then in one subprocess per other backend loads it,
     checks `method(x)` matches (within `atol`) and trains `train_steps` more
-    steps. `backends` limits the other backends tried (default: all).
+    steps. `backends` names the other backends tried (default: the next one
+    around the ring in direction `step`, see `ring_backends`).
     Returns the workers' reports."""
     tmp_path = Path(tmp_path)
     model.save(tmp_path / "model.keras")
     model.save_weights(tmp_path / "model.weights.h5")
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "expected.npy", _first(getattr(model, method)(x)))
+    if backends is None:
+        backends = ring_backends(step)
     reports = {}
     for backend in BACKENDS:
-        if backend == keras.backend.backend():
-            continue
-        if backends is not None and backend not in backends:
+        if backend == keras.backend.backend() or backend not in backends:
             continue
         env = {**os.environ, "KERAS_BACKEND": backend}
         result = subprocess.run(
@@ -60,6 +78,8 @@ def run_on_other_backends(
         )
         assert result.returncode == 0, f"{backend} worker failed:\n{result.stderr[-4000:]}"
         reports[backend] = json.loads(result.stdout.strip().splitlines()[-1])
+        assert reports[backend]["backend"] == backend
+    assert reports, f"no other backend among {backends}"
     return reports
 
 
