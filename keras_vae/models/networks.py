@@ -11,6 +11,7 @@ import keras
 from keras import layers
 
 from keras_vae.layers.depth_to_space import DepthToSpace
+from keras_vae.layers.sub_pixel_conv_transpose_2d import SubPixelConvTranspose2D
 
 
 def mlp_encoder(input_shape, hidden_dims, activation="relu", name="encoder_network"):
@@ -58,14 +59,20 @@ def conv_encoder(input_shape, hidden_dims, activation="relu", name="encoder_netw
 def conv_decoder(
     latent_dim, output_shape, hidden_dims, activation="relu", name="decoder_network"
 ):
-    """Mirror of `conv_encoder`: nearest-neighbour upsampling, then a 3x3 conv.
+    """Mirror of `conv_encoder`: stride-2 3x3 transposed convolutions, each
+    computed as a sub-pixel convolution (`SubPixelConvTranspose2D`).
 
-    Chosen by `benchmarks/train_throughput.py` (see benchmarks/RESULTS.md):
-    on a 2-core CPU it is the only design measured where every backend
-    trains at least half as fast as the fastest one. `Conv2DTranspose` has a
-    very slow gradient on XLA:CPU (JAX), and a sub-pixel `DepthToSpace`
-    decoder with 3x3 kernels costs 4x the multiply-adds and is very slow
-    on torch.
+    A dense layer feeds the coarsest feature map (`hidden_dims[-1]`
+    channels); each stage doubles the resolution with the exact equivalent
+    of `Conv2DTranspose(filters, 3, strides=2, padding="same")` (a 2x2
+    convolution to `4 * filters` channels then `DepthToSpace(2)`), from
+    `hidden_dims[-1]` to `hidden_dims[0]` filters; a final 3x3 convolution
+    gives one output per pixel. Chosen by `benchmarks/train_throughput.py`
+    (see benchmarks/RESULTS.md): `Conv2DTranspose` itself has a very slow
+    gradient on XLA:CPU (JAX), and the earlier defaults, `UpSampling2D(2)`
+    then a 3x3 convolution, or a 3x3 sub-pixel convolution (very slow on
+    torch), cost 36 multiply-adds per input channel, filter and
+    low-resolution pixel where this one costs 16.
     """
     check_conv_shape(output_shape, len(hidden_dims))
     factor = 2 ** len(hidden_dims)
@@ -75,8 +82,7 @@ def conv_decoder(
     x = layers.Dense(math.prod(start), activation=activation)(inputs)
     x = layers.Reshape(start)(x)
     for filters in reversed(hidden_dims):
-        x = layers.UpSampling2D(2)(x)
-        x = layers.Conv2D(filters, 3, padding="same", activation=activation)(x)
+        x = SubPixelConvTranspose2D(filters, activation=activation)(x)
     outputs = layers.Conv2D(channels, 3, padding="same")(x)
     return keras.Model(inputs, outputs, name=name)
 
