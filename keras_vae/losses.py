@@ -296,6 +296,63 @@ def importance_sampled_log_likelihood(log_weights, axis):
     return log_mean_exp(log_weights, axis=axis)
 
 
+def chunked_importance_sampled_log_likelihood(chunk_log_weights, num_chunks, mask):
+    """`importance_sampled_log_likelihood` over weights computed in chunks.
+
+    One `keras.ops.fori_loop` asks `chunk_log_weights(i)` for the log-weights
+    of chunk `i`, shape `(chunk_size, batch)`, and folds them into a running
+    float32 log-sum-exp (`m = max`, `s = sum exp(log_w - m)`, rescaled as `m`
+    grows), so memory holds one chunk, and the whole loop compiles into one
+    function (jit on JAX, `tf.while_loop` on TensorFlow). The value is
+    `log mean_k w_k` over the unmasked samples, equal to
+    `importance_sampled_log_likelihood` of the concatenated weights up to
+    float round-off.
+
+    Args:
+        chunk_log_weights: callable `i -> (chunk_size, batch)` tensor of log
+            importance weights (`importance_log_weights`); `i` may be a
+            tensor (traced once, inside the loop).
+        num_chunks: int `>= 1` (or a scalar tensor: TensorFlow traces
+            with unknown shapes).
+        mask: tensor of shape `(num_chunks, chunk_size)`: `0` for a sample,
+            `-inf` for padding (`num_samples` that `chunk_size` does not
+            divide); chunk 0 must hold at least one sample.
+
+    Returns:
+        Float32 tensor of shape `(batch,)`, in nats.
+
+    Example:
+
+    >>> import numpy as np
+    >>> log_w = np.log(np.array([[[1.0], [3.0]], [[2.0], [9.0]]]))  # 2 chunks of 2
+    >>> mask = np.array([[0.0, 0.0], [0.0, -np.inf]])  # the last weight is padding
+    >>> weights = lambda i: ops.take(log_w, i, axis=0)
+    >>> out = chunked_importance_sampled_log_likelihood(weights, 2, mask)
+    >>> round(float(out[0]), 4)  # log((1 + 3 + 2) / 3) = log 2
+    0.6931
+    """
+    (mask,) = _float32(mask)
+
+    def masked(i):
+        (log_w,) = _float32(chunk_log_weights(i))
+        return log_w + ops.expand_dims(ops.take(mask, i, axis=0), -1)
+
+    first = masked(0)
+    top = ops.max(first, axis=0)
+    state = (top, ops.sum(ops.exp(first - top), axis=0))
+
+    def fold(i, state):
+        top, total = state
+        log_w = masked(i)
+        new_top = ops.maximum(top, ops.max(log_w, axis=0))
+        total = total * ops.exp(top - new_top) + ops.sum(ops.exp(log_w - new_top), axis=0)
+        return new_top, total
+
+    top, total = ops.fori_loop(1, num_chunks, fold, state)
+    count = ops.sum(ops.cast(ops.isfinite(mask), "float32"))
+    return top + ops.log(total) - ops.log(count)
+
+
 def importance_weighted_bound(log_px_z, log_pz, log_qz, axis=0, kl_weight=1.0):
     """The IWAE bound and the ELBO of the same `k` posterior samples.
 

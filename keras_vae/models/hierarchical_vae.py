@@ -12,6 +12,7 @@ from keras_vae.models.generative_model import (
     check_count,
     check_objective,
 )
+from keras_vae.models.importance_scorer import ImportanceScorer
 
 # Log-variances are soft-clamped to (-LOG_VAR_LIMIT, LOG_VAR_LIMIT): standard
 # deviations stay within (e^-5, e^5), so no exp over- or underflows.
@@ -681,11 +682,12 @@ class HierarchicalVAE(GenerativeModel):
         `q(z_1..z_L | x)` as proposal and the joint prior: `log mean_k
         p(x|z^k) prod_l p(z_l^k|z_<l^k) / q(z_l^k|x, z_<l^k)`
         (`losses.importance_sampled_log_likelihood`). The standard-normal
-        noise of the draws comes from `seed`, in chunks of at most
-        `max_decode` images; the log-weights are computed eagerly or by a
-        compiled function (`predict_on_batch`: jit on JAX, `tf.function`
-        on TensorFlow), with the same noise and the same values to float
-        round-off.
+        noise of the draws comes from `seed`; each batch runs the
+        `ImportanceScorer` shared with `VAE`: chunks of at most
+        `max_decode` draws in one loop, folded into a running float32
+        log-sum-exp, eagerly or as one compiled function
+        (`predict_on_batch`: jit on JAX, `tf.function` on TensorFlow), with
+        the same noise and the same values to float round-off.
 
         Args:
             x: array of shape `(n, *input_shape)`.
@@ -693,7 +695,8 @@ class HierarchicalVAE(GenerativeModel):
             batch_size: int. Inputs at once. Defaults to `min(n, 500,
                 max_decode)`.
             seed: int. Seed of the importance samples. Defaults to `0`.
-            max_decode: int. Largest number of images decoded in one call.
+            max_decode: int. Largest number of images decoded in one
+                step of the loop.
             compiled: bool or `None`. Compute the weights compiled; `None`
                 compiles when there are at least `20000` draws (compiling
                 costs seconds, then each chunk runs many times faster).
@@ -708,41 +711,41 @@ class HierarchicalVAE(GenerativeModel):
         batch_size = batch_size or max(1, min(len(x), 500, max_decode))
         if compiled is None:
             compiled = num_samples * len(x) >= COMPILED_DRAWS
-        generator = keras.random.SeedGenerator(seed)
-        results = []
-        for start in range(0, len(x), batch_size):
-            xb = ops.convert_to_tensor(x[start : start + batch_size])
-            batch = int(xb.shape[0])
-            per_chunk = max(1, max_decode // batch)
-            log_weights = []
-            for done in range(0, num_samples, per_chunk):
-                k = min(per_chunk, num_samples - done)
-                noise = keras.random.normal((k * batch, self.latent_dim), seed=generator)
-                if compiled:
-                    x_rep = ops.tile(xb, (k, 1, 1, 1))
-                    log_w = self._scorer().predict_on_batch(
-                        [ops.convert_to_numpy(x_rep), ops.convert_to_numpy(noise)]
-                    )
-                else:
-                    draws = self._posterior_pass(xb, k, noise=self._split(noise))
-                    log_w = losses.importance_log_weights(
-                        draws["log_px_z"], draws["log_pz"], draws["log_qz"]
-                    )
-                log_weights.append(ops.reshape(ops.convert_to_tensor(log_w), (k, batch)))
-            log_weights = ops.concatenate(log_weights, axis=0)
-            results.append(
-                ops.convert_to_numpy(losses.importance_sampled_log_likelihood(log_weights, axis=0))
-            )
-        return np.concatenate(results)
+        return self._scorer().log_likelihood(
+            x, num_samples, batch_size, seed, max_decode, compiled=compiled
+        )
 
     def _scorer(self):
-        """The compiled log-weight function, made once per model. Kept out
-        of Keras' tracking (it tracks this model; the reverse would cycle)."""
+        """The compiled `log_likelihood` of this model (`ImportanceScorer`),
+        made once. Kept out of Keras' tracking (it refers to this model)."""
         scorer = self.__dict__.get("_importance_scorer")
         if scorer is None:
-            scorer = _ImportanceScorer(self)
+            scorer = ImportanceScorer(self)
             object.__setattr__(self, "_importance_scorer", scorer)
         return scorer
+
+    def importance_log_weight_fn(self, x, decoder=None):
+        """Returns `noise -> log importance weights` for a batch `x`: noise
+        of shape `(k, batch, latent_dim)` (every group's flattened, top
+        first) gives the `(k, batch)` float32 log-weights of the joint
+        draws. Used by `ImportanceScorer`; `decoder` must be `None` (the
+        top-down pass is the decoder)."""
+        if decoder is not None:
+            raise ValueError("HierarchicalVAE scores with its own top-down pass; got a `decoder`.")
+
+        def log_weights(noise):
+            k, batch = ops.shape(noise)[0], ops.shape(noise)[1]
+            flat = ops.reshape(noise, (-1, self.latent_dim))
+            # One draw per row of the tiled batch (the draw count may be a
+            # symbolic size when TensorFlow traces with unknown shapes).
+            x_rep = ops.tile(x, (k, 1, 1, 1))
+            draws = self._posterior_pass(x_rep, 1, noise=self._split(flat))
+            log_w = losses.importance_log_weights(
+                draws["log_px_z"], draws["log_pz"], draws["log_qz"]
+            )
+            return ops.reshape(log_w, (k, batch))
+
+        return log_weights
 
     def anomaly_score(self, x, num_samples=1, seed=0, batch_size=256):
         """Per-example anomaly score in nats (higher: more anomalous): the
@@ -863,17 +866,3 @@ class _GroupCollapseWarning(keras.callbacks.Callback):
                 floor,
                 model.free_bits,
             )
-
-
-class _ImportanceScorer(keras.Model):
-    """`[x, noise] -> log importance weights` of a `HierarchicalVAE`, one per
-    row of `x` (one draw each): run by `predict_on_batch`, so compiled."""
-
-    def __init__(self, vae):
-        super().__init__(name=f"{vae.name}_importance_scorer")
-        self.vae = vae
-
-    def call(self, inputs):
-        x, noise = inputs
-        draws = self.vae._posterior_pass(x, 1, noise=self.vae._split(noise))
-        return losses.importance_log_weights(draws["log_px_z"], draws["log_pz"], draws["log_qz"])

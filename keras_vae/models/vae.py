@@ -11,6 +11,7 @@ from keras_vae.models.generative_model import (
     check_count,
     check_objective,
 )
+from keras_vae.models.importance_scorer import ImportanceScorer
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHITECTURES = ("conv", "mlp")
@@ -477,20 +478,23 @@ class VAE(GenerativeModel):
         The IWAE bound of Burda et al. (2016) with `q(z|x)` as proposal:
         `log mean_k p(x|z_k) p(z_k) / q(z_k|x)`, which tends to `log p(x)`
         as `num_samples` grows (the published protocol uses 5000). Each
-        input is encoded once; the `num_samples * batch` latents are decoded
-        in chunks of at most `max_decode` images, and the weights are
-        combined with a stable log-sum-exp. Memory stays bounded by
-        `max_decode` images and `num_samples * batch_size` floats.
+        batch of inputs is one compiled call (`ImportanceScorer`): it is
+        encoded once, its `num_samples * batch` latents are decoded in
+        chunks of at most `max_decode` images inside one loop, and the
+        weights are folded into a running float32 log-sum-exp. Memory stays
+        bounded by `max_decode` decoded images and the
+        `num_samples * batch * latent_dim` noise floats.
 
         Args:
             x: array of shape `(n, *input_shape)`.
             num_samples: int. Importance samples per example.
-            batch_size: int. Inputs encoded at once. Defaults to as many as
-                fit `max_decode` decoded images with one sample each chunk.
+            batch_size: int. Inputs encoded at once. Defaults to
+                `min(n, 500, max_decode)`.
             seed: int. Seed of the importance samples (`keras.random`: the
                 draws, hence the estimate's noise, differ between
                 backends). Defaults to `0`.
-            max_decode: int. Largest number of images decoded in one call.
+            max_decode: int. Largest number of images decoded in one step
+                of the loop. Defaults to `8192`.
 
         Returns:
             NumPy array of shape `(n,)`.
@@ -500,38 +504,43 @@ class VAE(GenerativeModel):
         batch_size = check_count("batch_size", batch_size, allow_none=True)
         x = self._checked(x)
         batch_size = batch_size or max(1, min(len(x), 500, max_decode))
-        generator = keras.random.SeedGenerator(seed)
-        results = []
-        for start in range(0, len(x), batch_size):
-            xb = ops.convert_to_tensor(x[start : start + batch_size])
-            results.append(self._batch_log_likelihood(xb, num_samples, generator, max_decode))
-        return np.concatenate(results)
+        return self._importance_scorer().log_likelihood(
+            x, num_samples, batch_size, seed, max_decode
+        )
 
-    def _batch_log_likelihood(self, x, num_samples, generator, max_decode):
-        batch = int(ops.shape(x)[0])
+    def _importance_scorer(self):
+        """The compiled `log_likelihood` of this model, made once. Kept out
+        of Keras' tracking (the scorer refers to this model)."""
+        scorer = self.__dict__.get("_scorer")
+        if scorer is None:
+            scorer = ImportanceScorer(self)
+            object.__setattr__(self, "_scorer", scorer)
+        return scorer
+
+    def importance_log_weight_fn(self, x, decoder=None):
+        """Encodes `x` once; returns `noise -> log importance weights`.
+
+        The returned function maps standard-normal noise of shape
+        `(k, batch, latent_dim)` to the `(k, batch)` float32 log-weights
+        `log p(x|z) + log p(z) - log q(z|x)` of the draws
+        `z = draw_posterior(..., noise=noise)`, decoded by `decoder`
+        (defaults to `self.decoder`). Used by `ImportanceScorer`.
+        """
+        decoder = decoder or self.decoder
         z_mean, z_log_var, context = self.posterior_parameters(x)
-        per_chunk = max(1, max_decode // batch)
-        log_weights = []
-        for done in range(0, num_samples, per_chunk):
-            k = min(per_chunk, num_samples - done)
-            z, log_q = self.draw_posterior(
-                z_mean, z_log_var, context, seed=generator, sample_shape=(k,)
-            )
-            flat_z = ops.convert_to_numpy(ops.reshape(z, (k * batch, self.latent_dim)))
-            # predict_on_batch runs the decoder compiled (jit / tf.function,
-            # no autograd), several times faster than eager calls.
-            outputs = self.decoder.predict_on_batch(flat_z)
-            x_rep = ops.tile(x, (k,) + (1,) * len(self.input_shape_))
+        x_shape = tuple(self.input_shape_)
+
+        def log_weights(noise):
+            z, log_q = self.draw_posterior(z_mean, z_log_var, context, noise=noise)
+            k, batch = ops.shape(noise)[0], ops.shape(noise)[1]
+            outputs = decoder(ops.reshape(z, (-1, self.latent_dim)), training=False)
+            x_rep = ops.tile(x, (k,) + (1,) * len(x_shape))
             log_px_z = ops.reshape(self.reconstruction_log_likelihood(x_rep, outputs), (k, batch))
-            log_weights.append(
-                losses.importance_log_weights(
-                    log_px_z,
-                    losses.standard_normal_log_prob(z),
-                    ops.sum(log_q, axis=-1),
-                )
+            return losses.importance_log_weights(
+                log_px_z, losses.standard_normal_log_prob(z), ops.sum(log_q, axis=-1)
             )
-        log_weights = ops.concatenate(log_weights, axis=0)
-        return ops.convert_to_numpy(losses.importance_sampled_log_likelihood(log_weights, axis=0))
+
+        return log_weights
 
     def anomaly_score(self, x, num_samples=1, seed=0, batch_size=256):
         """Per-example anomaly score: the negative ELBO, or the negative
