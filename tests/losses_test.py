@@ -127,6 +127,26 @@ def test_importance_sampled_log_likelihood_matches_numpy():
     np.testing.assert_allclose(ops.convert_to_numpy(chunked), actual, rtol=1e-6)
 
 
+def test_chunked_importance_sampled_log_likelihood_matches_numpy_with_padding():
+    # 10 samples of 3 examples in 4 chunks of 3: the last 2 rows are padding
+    # that must not count; weights near -1000 nats and spread over chunks
+    # (the running maximum grows chunk to chunk) stay finite and exact.
+    w = RNG.normal(size=(10, 3)) * 20.0 - 1000.0 + np.arange(10)[:, None] * 5.0
+    padded = np.concatenate([w, np.full((2, 3), 7.0)]).reshape(4, 3, 3).astype("float32")
+    mask = np.zeros((4, 3), "float32")
+    mask[-1, 1:] = -np.inf
+    top = w.max(axis=0)
+    expected = np.log(np.mean(np.exp(w - top), axis=0)) + top
+    actual = losses.chunked_importance_sampled_log_likelihood(
+        lambda i: ops.take(padded, i, axis=0), 4, mask
+    )
+    np.testing.assert_allclose(ops.convert_to_numpy(actual), expected, rtol=1e-6)
+    one_chunk = losses.chunked_importance_sampled_log_likelihood(
+        lambda i: ops.take(padded[:, :1], i, axis=0), 1, mask[:1, :1]
+    )
+    np.testing.assert_allclose(ops.convert_to_numpy(one_chunk), w[0], rtol=1e-6)
+
+
 def test_categorical_matches_numpy():
     logits = RNG.normal(size=(3, 5, 7)).astype("float32") * 4
     labels = RNG.integers(0, 7, size=(3, 5))

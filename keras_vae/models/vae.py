@@ -472,7 +472,15 @@ class VAE(GenerativeModel):
 
         return self._run_batched(batch_elbo, [x], batch_size)
 
-    def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=0, max_decode=8192):
+    def log_likelihood(
+        self,
+        x,
+        num_samples=1000,
+        batch_size=None,
+        seed=0,
+        max_decode=8192,
+        compute_dtype="float32",
+    ):
         """Importance-sampled estimate of `log p(x)` in nats, per example.
 
         The IWAE bound of Burda et al. (2016) with `q(z|x)` as proposal:
@@ -495,27 +503,63 @@ class VAE(GenerativeModel):
                 backends). Defaults to `0`.
             max_decode: int. Largest number of images decoded in one step
                 of the loop. Defaults to `8192`.
+            compute_dtype: `"float32"` or `"bfloat16"`. With `"bfloat16"`
+                the decoder runs a copy of itself under the
+                `"mixed_bfloat16"` policy (float32 weights cast to bfloat16,
+                bfloat16 matmuls and convolutions), except its output
+                layer, which stays float32; the encoder, the log-likelihood
+                and the log-sum-exp stay float32. Faster where the CPU has
+                bfloat16 units (oneDNN on TensorFlow), at a small cost in
+                accuracy: measure it on your model (`benchmarks/eval_speed.py`
+                reports the mean difference for `vae_binarized_mnist`).
+                Defaults to `"float32"`.
 
         Returns:
             NumPy array of shape `(n,)`.
         """
+        if compute_dtype not in ("float32", "bfloat16"):
+            raise ValueError(
+                f"`compute_dtype` must be 'float32' or 'bfloat16', got {compute_dtype!r}."
+            )
         num_samples = check_count("num_samples", num_samples)
         max_decode = check_count("max_decode", max_decode)
         batch_size = check_count("batch_size", batch_size, allow_none=True)
         x = self._checked(x)
         batch_size = batch_size or max(1, min(len(x), 500, max_decode))
-        return self._importance_scorer().log_likelihood(
+        return self._importance_scorer(compute_dtype).log_likelihood(
             x, num_samples, batch_size, seed, max_decode
         )
 
-    def _importance_scorer(self):
-        """The compiled `log_likelihood` of this model, made once. Kept out
-        of Keras' tracking (the scorer refers to this model)."""
-        scorer = self.__dict__.get("_scorer")
-        if scorer is None:
-            scorer = ImportanceScorer(self)
-            object.__setattr__(self, "_scorer", scorer)
+    def _importance_scorer(self, compute_dtype="float32"):
+        """The compiled `log_likelihood` of this model for `compute_dtype`,
+        made once each. Kept out of Keras' tracking (the scorer refers to
+        this model). The bfloat16 decoder copy gets the current weights."""
+        scorers = self.__dict__.setdefault("_scorers", {})
+        if compute_dtype not in scorers:
+            decoder = None if compute_dtype == "float32" else self._bfloat16_decoder()
+            scorers[compute_dtype] = ImportanceScorer(self, decoder)
+        scorer = scorers[compute_dtype]
+        if scorer.scored_decoder is not None:
+            scorer.scored_decoder.set_weights(self.decoder.get_weights())
         return scorer
+
+    def _bfloat16_decoder(self):
+        """A copy of the decoder under `"mixed_bfloat16"`, output layer
+        float32 (`log_likelihood(compute_dtype="bfloat16")`)."""
+        last = self.decoder.layers[-1]
+
+        def clone(layer):
+            config = layer.get_config()
+            config["dtype"] = "float32" if layer is last else "mixed_bfloat16"
+            return layer.__class__.from_config(config)
+
+        try:
+            return keras.models.clone_model(self.decoder, clone_function=clone)
+        except ValueError as error:
+            raise ValueError(
+                "`compute_dtype='bfloat16'` copies the decoder, which must be a Functional "
+                f"or Sequential model; {type(self.decoder).__name__} could not be cloned: {error}"
+            ) from error
 
     def importance_log_weight_fn(self, x, decoder=None):
         """Encodes `x` once; returns `noise -> log importance weights`.

@@ -136,6 +136,34 @@ def test_log_likelihood_is_chunking_invariant_in_distribution():
     assert a.mean() >= model.elbo(X[:20], num_samples=10).mean() - 0.5
 
 
+def test_log_likelihood_is_the_estimator_over_its_draws_with_padding():
+    # k = 10 over a batch of 4 with max_decode 12: 4 chunks of 3 draws in one
+    # compiled loop, the last 2 padded and masked out. The value is the
+    # log-mean-exp of the weights of the first 10 draws of the seed's noise.
+    model = small_vae()
+    noise = keras.random.normal((4, 3, 4, 3), seed=keras.random.SeedGenerator(5))
+    noise = keras.ops.reshape(noise, (12, 4, 3))[:10]
+    log_w = model.importance_log_weight_fn(keras.ops.convert_to_tensor(X[:4]))(noise)
+    expected = keras.ops.convert_to_numpy(losses.importance_sampled_log_likelihood(log_w, axis=0))
+    actual = model.log_likelihood(X[:4], num_samples=10, seed=5, max_decode=12)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5)
+
+
+def test_log_likelihood_in_bfloat16_is_close_to_float32():
+    model = small_vae()
+    for _ in range(2):  # then again after training: the copy takes the new weights
+        full = model.log_likelihood(X[:8], num_samples=20, seed=1)
+        half = model.log_likelihood(X[:8], num_samples=20, seed=1, compute_dtype="bfloat16")
+        np.testing.assert_allclose(half, full, atol=0.3)
+        assert not np.array_equal(half, full)  # the bfloat16 decoder ran
+        trained(model)
+    copy = model._importance_scorer("bfloat16").scored_decoder
+    for a, b in zip(copy.get_weights(), model.decoder.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="compute_dtype"):
+        model.log_likelihood(X[:2], num_samples=2, compute_dtype="float16")
+
+
 @pytest.mark.parametrize(
     "x, message",
     [
