@@ -12,52 +12,10 @@ variables, and the jitted step is one global-batch program (losses are
 global-batch means; `keras.random` noise is the one-device noise).
 """
 
-import os
-
 import jax
 import keras
 
 from keras_vae.training.inputs import unpack_inputs
-
-#: XLA flags keras_vae sets when the user has not set `XLA_FLAGS`.
-DEFAULT_XLA_FLAGS = "--xla_cpu_use_onednn=true"
-
-
-def set_default_xla_flags(environ=None):
-    """Sets `XLA_FLAGS` to `DEFAULT_XLA_FLAGS` unless the user has set it.
-
-    XLA:CPU lowers convolutions, the gradients of `Conv2DTranspose` above
-    all, to its own loops unless oneDNN is enabled; with oneDNN the ARCH
-    network of issue 24 trains faster on CPU (see benchmarks/RESULTS.md).
-    XLA reads `XLA_FLAGS` when JAX first computes, which for a program that
-    imports keras_vae before computing is after this runs; after that the
-    variable has no effect. Any `XLA_FLAGS` the user set (even empty) is
-    left untouched, and `KERAS_VAE_XLA_FLAGS=0` opts out. GPU and TPU
-    computations are not affected (the flag is for XLA:CPU).
-
-    Args:
-        environ: the mapping to update. Defaults to `os.environ`.
-
-    Returns:
-        `True` if the flags were set.
-
-    Example:
-
-    >>> env = {}
-    >>> set_default_xla_flags(env), env["XLA_FLAGS"]
-    (True, '--xla_cpu_use_onednn=true')
-    >>> set_default_xla_flags({"XLA_FLAGS": ""})
-    False
-    """
-    environ = os.environ if environ is None else environ
-    if "XLA_FLAGS" in environ or environ.get("KERAS_VAE_XLA_FLAGS", "1") == "0":
-        return False
-    environ["XLA_FLAGS"] = DEFAULT_XLA_FLAGS
-    return True
-
-
-if keras.backend.backend() == "jax":  # not when a test imports this module elsewhere
-    set_default_xla_flags()
 
 
 def _updated_values(scope, variables, values):
