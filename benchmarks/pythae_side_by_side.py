@@ -30,9 +30,8 @@ batch 128, Adam 1e-3. Each system runs in its own process: one warm-up epoch
 images/s is the median timed epoch's, and its peak RSS is the child's
 `ru_maxrss` from `os.wait4`. Systems alternate within each of `--rounds`
 rounds, so load on a shared machine falls on all of them alike; the table
-gives each system's median over rounds. keras-vae's JAX processes run with
-the XLA flags keras_vae sets by default (`--xla_cpu_use_onednn=true`)
-unless `XLA_FLAGS` is set in the environment.
+gives each system's median over rounds. Children inherit the environment
+(`XLA_FLAGS`, thread settings): leave it as a user would have it.
 """
 
 import argparse
