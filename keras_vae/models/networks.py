@@ -56,8 +56,16 @@ def conv_encoder(input_shape, hidden_dims, activation="relu", name="encoder_netw
     return keras.Model(inputs, x, name=name)
 
 
+UPSAMPLINGS = ("sub_pixel_transpose", "nearest")
+
+
 def conv_decoder(
-    latent_dim, output_shape, hidden_dims, activation="relu", name="decoder_network"
+    latent_dim,
+    output_shape,
+    hidden_dims,
+    activation="relu",
+    upsampling="sub_pixel_transpose",
+    name="decoder_network",
 ):
     """Mirror of `conv_encoder`: stride-2 3x3 transposed convolutions, each
     computed as a sub-pixel convolution (`SubPixelConvTranspose2D`).
@@ -73,7 +81,13 @@ def conv_decoder(
     then a 3x3 convolution, or a 3x3 sub-pixel convolution (very slow on
     torch), cost 36 multiply-adds per input channel, filter and
     low-resolution pixel where this one costs 16.
+
+    `upsampling="nearest"` builds the default of keras-vae 0.1 instead
+    (`UpSampling2D(2)` then `Conv2D(filters, 3)` per stage), which `.keras`
+    files saved by that version name implicitly.
     """
+    if upsampling not in UPSAMPLINGS:
+        raise ValueError(f"`upsampling` must be one of {UPSAMPLINGS}, got {upsampling!r}.")
     check_conv_shape(output_shape, len(hidden_dims))
     factor = 2 ** len(hidden_dims)
     height, width, channels = output_shape
@@ -82,7 +96,11 @@ def conv_decoder(
     x = layers.Dense(math.prod(start), activation=activation)(inputs)
     x = layers.Reshape(start)(x)
     for filters in reversed(hidden_dims):
-        x = SubPixelConvTranspose2D(filters, activation=activation)(x)
+        if upsampling == "nearest":
+            x = layers.UpSampling2D(2)(x)
+            x = layers.Conv2D(filters, 3, padding="same", activation=activation)(x)
+        else:
+            x = SubPixelConvTranspose2D(filters, activation=activation)(x)
     outputs = layers.Conv2D(channels, 3, padding="same")(x)
     return keras.Model(inputs, outputs, name=name)
 

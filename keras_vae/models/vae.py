@@ -63,6 +63,12 @@ class VAE(GenerativeModel):
         hidden_dims: tuple of ints. Filters per stride-2 stage (conv) or
             units per dense layer (mlp), listed encoder-first. Defaults to
             `(32, 64)`.
+        decoder_upsampling: how the default conv decoder doubles its
+            resolution: `"sub_pixel_transpose"` (a stride-2 3x3 transposed
+            convolution computed as `kv.layers.SubPixelConvTranspose2D`)
+            or `"nearest"` (`UpSampling2D` then a 3x3 convolution, the
+            default of keras-vae 0.1: a config saved without this argument
+            loads with it). Defaults to `"sub_pixel_transpose"`.
         encoder: optional `keras.Model` mapping images to a feature tensor
             of any shape; the VAE adds the dense `z_mean` / `z_log_var`
             heads. Replaces the default encoder network.
@@ -137,6 +143,7 @@ class VAE(GenerativeModel):
         flow_hidden_dims=(256, 256),
         objective="elbo",
         num_importance_samples=None,
+        decoder_upsampling="sub_pixel_transpose",
         **kwargs,
     ):
         if objective == "iwae":  # One more logged term (read by the base class).
@@ -157,6 +164,7 @@ class VAE(GenerativeModel):
         self.decoder_variance = decoder_variance
         self.architecture = architecture
         self.hidden_dims = tuple(int(d) for d in hidden_dims)
+        self.decoder_upsampling = decoder_upsampling
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.free_bits = float(free_bits)
         self.seed = seed
@@ -200,6 +208,11 @@ class VAE(GenerativeModel):
         if self.architecture not in ARCHITECTURES:
             raise ValueError(
                 f"`architecture` must be one of {ARCHITECTURES}, got {self.architecture!r}."
+            )
+        if self.decoder_upsampling not in networks.UPSAMPLINGS:
+            raise ValueError(
+                f"`decoder_upsampling` must be one of {networks.UPSAMPLINGS}, "
+                f"got {self.decoder_upsampling!r}."
             )
         variance = self.decoder_variance
         if variance != "learned" and not (isinstance(variance, (int, float)) and variance > 0):
@@ -255,8 +268,14 @@ class VAE(GenerativeModel):
         return keras.Model(inputs, outputs, name="encoder")
 
     def _default_decoder(self):
-        build = networks.conv_decoder if self.architecture == "conv" else networks.mlp_decoder
-        return build(self.latent_dim, self.input_shape_, self.hidden_dims)
+        if self.architecture == "mlp":
+            return networks.mlp_decoder(self.latent_dim, self.input_shape_, self.hidden_dims)
+        return networks.conv_decoder(
+            self.latent_dim,
+            self.input_shape_,
+            self.hidden_dims,
+            upsampling=self.decoder_upsampling,
+        )
 
     # ------------------------------------------------------------------
     # Math (keras.ops only; used by the train step and the public verbs).
@@ -716,4 +735,11 @@ class VAE(GenerativeModel):
             "flow_hidden_dims": self.flow_hidden_dims,
             "objective": self.objective,
             "num_importance_samples": self.num_importance_samples,
+            "decoder_upsampling": self.decoder_upsampling,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # A config without `decoder_upsampling` was saved by keras-vae 0.1,
+        # whose default conv decoder upsampled by nearest neighbours.
+        return super().from_config({"decoder_upsampling": "nearest", **config})

@@ -79,6 +79,27 @@ def test_user_networks_round_trip(tmp_path):
     assert_saved_model_round_trip(model, X[:8], "reconstruct", tmp_path)
 
 
+def test_a_config_saved_before_decoder_upsampling_keeps_its_decoder():
+    # keras-vae 0.1 saved default conv VAEs without `decoder_upsampling`;
+    # its decoder upsampled by nearest neighbours, whose 3x3 kernels have
+    # the same shapes as the transposed ones when the channels match.
+    old = small_vae(decoder_upsampling="nearest", hidden_dims=(8, 8))
+    config = old.get_config()
+    del config["decoder_upsampling"]
+    loaded = VAE.from_config(config)
+    assert loaded.decoder_upsampling == "nearest"
+    loaded.set_weights(old.get_weights())
+    z = np.random.default_rng(0).normal(size=(4, old.latent_dim)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded.decoder(z)),
+        keras.ops.convert_to_numpy(old.decoder(z)),
+        atol=1e-6,
+    )
+    assert small_vae().get_config()["decoder_upsampling"] == "sub_pixel_transpose"
+    names = [type(layer).__name__ for layer in loaded.decoder.layers]
+    assert "UpSampling2D" in names and "SubPixelConvTranspose2D" not in names
+
+
 def test_kl_warmup_schedule_under_jit():
     model = small_vae(kl_warmup_steps=100)
     trained(model)  # 4 steps
@@ -190,6 +211,7 @@ def test_bad_inputs_raise_clear_errors(x, message):
         ({"architecture": "rnn"}, "architecture"),
         ({"input_shape": (10, 10, 1)}, "divisible by 4"),
         ({"likelihood": "gaussian", "decoder_variance": -1.0}, "decoder_variance"),
+        ({"decoder_upsampling": "bilinear"}, "decoder_upsampling"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, message):
