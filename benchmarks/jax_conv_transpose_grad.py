@@ -3,6 +3,17 @@
 Usage:
 
     KERAS_BACKEND=jax python benchmarks/jax_conv_transpose_grad.py [--batch 128]
+    KERAS_BACKEND=jax python benchmarks/jax_conv_transpose_grad.py --train [--rounds 3]
+
+The second form times ARCH's training (issue 24's network, built as in
+benchmarks/gpu/worker.py) in one process, alternating two compiled models
+in each round: Keras' own `conv_transpose` gradient
+(`KERAS_VAE_FAST_CONV_TRANSPOSE=0` while the step is traced) and the
+library's JAX train step with its patches-times-matmul kernel gradient
+(`keras_vae.training.jax.fast_conv_transpose`, the default). Each round is
+one `fit` epoch over `--train-images` random binarized MNIST training
+images at batch 128, after a warm-up epoch; prints images/s per round, the
+medians and the load average.
 
 For ARCH's first transposed convolution (7x7x64 -> 14x14x64, 3x3 kernel,
 stride 2, "same") this times the kernel gradient two ways, in one process,
@@ -25,6 +36,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 # This folder's compression.py would shadow the `compression` module JAX imports.
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+sys.path.insert(0, os.path.dirname(HERE))  # this checkout's keras_vae, not another install
 
 
 def patches_kernel_gradient(x, dy, kernel_size=3, strides=2):
@@ -48,11 +60,57 @@ def patches_kernel_gradient(x, dy, kernel_size=3, strides=2):
     return jnp.einsum("ncij,nd->ijcd", patches, x.reshape(-1, x.shape[-1]))
 
 
+def train_comparison(args):
+    """ARCH's training images/s with and without the library's fast kernel
+    gradient, alternated in one process."""
+    import keras
+    import numpy as np
+
+    import keras_vae as kv
+    from keras_vae.training import jax as jax_training
+
+    sys.path.insert(0, os.path.join(HERE, "gpu"))
+    from worker import build
+
+    (x_train, _), = kv.datasets.load("binarized_mnist", splits=("train",))
+    rng = np.random.default_rng(0)
+    x = np.asarray(x_train)[rng.choice(len(x_train), args.train_images, replace=False)]
+    systems = {"keras conv_transpose gradient": "0", "keras-vae patches gradient": "1"}
+    models = {}
+    for name, flag in systems.items():
+        os.environ[jax_training.FAST_CONV_TRANSPOSE_ENV] = flag  # read when the step is traced
+        keras.utils.set_random_seed(0)
+        models[name] = build("arch", kv, keras)
+        models[name].fit(x[:256], batch_size=128, epochs=1, shuffle=False, verbose=0)
+    rates = {name: [] for name in systems}
+    print(f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    for round_index in range(args.rounds):
+        for name, flag in systems.items():
+            os.environ[jax_training.FAST_CONV_TRANSPOSE_ENV] = flag
+            start = time.perf_counter()
+            models[name].fit(x, batch_size=128, epochs=1, shuffle=True, verbose=0)
+            rates[name].append(len(x) / (time.perf_counter() - start))
+            print(f"round {round_index + 1} {name}: {rates[name][-1]:.0f} images/s", flush=True)
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+    medians = {name: sorted(r)[len(r) // 2] for name, r in rates.items()}
+    before, after = medians.values()
+    print(
+        f"ARCH on JAX, batch 128, {len(x)} images per round, median of {args.rounds}: "
+        f"{before:.0f} images/s with Keras' gradient, {after:.0f} with keras-vae's "
+        f"({after / before:.1f}x)"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--train", action="store_true", help="time ARCH's training instead")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--train-images", type=int, default=1280)
     args = parser.parse_args()
+    if args.train:
+        return train_comparison(args)
     import jax
     import jax.numpy as jnp
     import keras
@@ -66,15 +124,39 @@ def main():
     def forward(k):
         return keras.ops.conv_transpose(x, k, 2, padding="same")
 
+    from keras.src.backend.jax import nn as jax_nn
+
+    from keras_vae.training.jax import with_fast_kernel_gradient
+
+    fast = with_fast_kernel_gradient(jax_nn.conv_transpose)
+
+    def both(op):
+        return jax.jit(lambda x, k, dy: jax.vjp(lambda x, k: op(x, k, 2, "same"), x, k)[1](dy))
+
     xla = jax.jit(lambda k, dy: jax.vjp(forward, k)[1](dy)[0])
     patches = jax.jit(patches_kernel_gradient)
+    inputs_only = jax.jit(lambda x, dy: jax.vjp(lambda x: forward_x(x, kernel), x)[1](dy)[0])
+
+    def forward_x(x, k):
+        return keras.ops.conv_transpose(x, k, 2, padding="same")
+
+    xla_both, library_both = both(jax_nn.conv_transpose), both(fast)
     reference, candidate = xla(kernel, dy), patches(x, dy)
     error = float(jnp.max(jnp.abs(reference - candidate)) / jnp.max(jnp.abs(reference)))
     print(f"relative error {error:.2e}")
     assert error < 1e-4, "the patches gradient does not match XLA's"
-    times = {"xla": [], "patches": []}
+    library_kernel = library_both(x, kernel, dy)[1]
+    error = float(jnp.max(jnp.abs(reference - library_kernel)) / jnp.max(jnp.abs(reference)))
+    assert error < 1e-4, "the library's kernel gradient does not match XLA's"
+    times = {"xla": [], "patches": [], "inputs": [], "xla_both": [], "library_both": []}
     for _ in range(args.repeats):
-        for name, fn, inputs in (("xla", xla, (kernel, dy)), ("patches", patches, (x, dy))):
+        for name, fn, inputs in (
+            ("xla", xla, (kernel, dy)),
+            ("patches", patches, (x, dy)),
+            ("inputs", inputs_only, (x, dy)),
+            ("xla_both", xla_both, (x, kernel, dy)),
+            ("library_both", library_both, (x, kernel, dy)),
+        ):
             start = time.perf_counter()
             jax.block_until_ready(fn(*inputs))
             times[name].append(time.perf_counter() - start)
@@ -82,7 +164,11 @@ def main():
     print(
         f"batch {args.batch}: XLA kernel gradient {medians['xla']:.1f} ms, "
         f"patches + matmul {medians['patches']:.1f} ms "
-        f"({medians['xla'] / medians['patches']:.1f}x)"
+        f"({medians['xla'] / medians['patches']:.1f}x); XLA's input gradient alone "
+        f"{medians['inputs']:.1f} ms; both gradients: Keras' op {medians['xla_both']:.1f} ms, "
+        f"keras-vae's train-step op {medians['library_both']:.1f} ms "
+        f"({medians['xla_both'] / medians['library_both']:.1f}x); "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
 
 
