@@ -15,8 +15,9 @@ The train step traces the model inside `fast_conv_transpose()`, which
 swaps Keras' JAX `conv_transpose` for one with the same forward and a
 faster kernel gradient (XLA:CPU lowers the default one to a dilated,
 reversed convolution over the batch, about 10x slower than the matmul
-used here; see benchmarks/RESULTS.md). `KERAS_VAE_FAST_CONV_TRANSPOSE=0`
-turns the swap off.
+used here; see benchmarks/RESULTS.md). It is on where JAX runs on the
+CPU (measured there); `KERAS_VAE_FAST_CONV_TRANSPOSE=1` turns it on on
+any platform (not yet measured on a GPU), `=0` off.
 """
 
 import contextlib
@@ -187,11 +188,18 @@ def fast_conv_transpose():
     `keras.ops.conv_transpose` and `Conv*DTranspose` call) has the fast
     kernel gradient of `with_fast_kernel_gradient`; restored on exit.
 
-    A no-op on other backends and with `KERAS_VAE_FAST_CONV_TRANSPOSE=0`.
+    A no-op on other backends, with `KERAS_VAE_FAST_CONV_TRANSPOSE=0`, and
+    where JAX's default platform is not the CPU unless that variable is `1`
+    (the speed-up is measured on XLA:CPU only).
     The JAX train step traces the model inside it: the swap happens once
     per trace, not per step, and nothing outside keras-vae's step sees it.
     """
-    if keras.backend.backend() != "jax" or os.environ.get(FAST_CONV_TRANSPOSE_ENV, "1") == "0":
+    flag = os.environ.get(FAST_CONV_TRANSPOSE_ENV, "")
+    if (
+        keras.backend.backend() != "jax"
+        or flag == "0"
+        or (flag != "1" and jax.default_backend() != "cpu")
+    ):
         yield
         return
     from keras.src.backend import nn as backend_nn
