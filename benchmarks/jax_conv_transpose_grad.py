@@ -3,14 +3,17 @@
 Usage:
 
     KERAS_BACKEND=jax python benchmarks/jax_conv_transpose_grad.py [--batch 128]
-    KERAS_BACKEND=jax python benchmarks/jax_conv_transpose_grad.py --train [--rounds 3]
+    KERAS_BACKEND=jax python benchmarks/jax_conv_transpose_grad.py --train [--rounds 3] \
+        [--network arch|default]
 
-The second form times ARCH's training (issue 24's network, built as in
-benchmarks/gpu/worker.py) in one process, alternating two compiled models
-in each round: Keras' own `conv_transpose` gradient
-(`KERAS_VAE_FAST_CONV_TRANSPOSE=0` while the step is traced) and the
-library's JAX train step with its patches-times-matmul kernel gradient
-(`keras_vae.training.jax.fast_conv_transpose`, the default). Each round is
+The second form times the training of ARCH (issue 24's network, built as
+in benchmarks/gpu/worker.py) or of the default conv VAE in one process,
+alternating two compiled models in each round: Keras' own convolution
+kernel gradients (`KERAS_VAE_FAST_CONV_GRADIENTS=0` while the step is
+traced) and the library's JAX train step with its matmul kernel gradients
+for `conv` and `conv_transpose`
+(`keras_vae.training.jax_conv_gradients.fast_conv_gradients`, the
+default). Each round is
 one `fit` epoch over `--train-images` random binarized MNIST training
 images at batch 128, after a warm-up epoch; prints images/s per round, the
 medians and the load average.
@@ -61,32 +64,33 @@ def patches_kernel_gradient(x, dy, kernel_size=3, strides=2):
 
 
 def train_comparison(args):
-    """ARCH's training images/s with and without the library's fast kernel
-    gradient, alternated in one process."""
+    """Training images/s of `args.network` with and without the library's
+    matmul kernel gradients, alternated in one process."""
     import keras
     import numpy as np
 
     import keras_vae as kv
-    from keras_vae.training import jax as jax_training
+    from keras_vae.training import jax_conv_gradients
 
     sys.path.insert(0, os.path.join(HERE, "gpu"))
     from worker import build
 
-    (x_train, _), = kv.datasets.load("binarized_mnist", splits=("train",))
+    ((x_train, _),) = kv.datasets.load("binarized_mnist", splits=("train",))
     rng = np.random.default_rng(0)
     x = np.asarray(x_train)[rng.choice(len(x_train), args.train_images, replace=False)]
-    systems = {"keras conv_transpose gradient": "0", "keras-vae patches gradient": "1"}
+    systems = {"keras kernel gradients": "0", "keras-vae matmul kernel gradients": "1"}
     models = {}
     for name, flag in systems.items():
-        os.environ[jax_training.FAST_CONV_TRANSPOSE_ENV] = flag  # read when the step is traced
+        # Read when the step is traced.
+        os.environ[jax_conv_gradients.FAST_CONV_GRADIENTS_ENV] = flag
         keras.utils.set_random_seed(0)
-        models[name] = build("arch", kv, keras)
+        models[name] = build(args.network, kv, keras)
         models[name].fit(x[:256], batch_size=128, epochs=1, shuffle=False, verbose=0)
     rates = {name: [] for name in systems}
     print(f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
     for round_index in range(args.rounds):
         for name, flag in systems.items():
-            os.environ[jax_training.FAST_CONV_TRANSPOSE_ENV] = flag
+            os.environ[jax_conv_gradients.FAST_CONV_GRADIENTS_ENV] = flag
             start = time.perf_counter()
             models[name].fit(x, batch_size=128, epochs=1, shuffle=True, verbose=0)
             rates[name].append(len(x) / (time.perf_counter() - start))
@@ -95,7 +99,8 @@ def train_comparison(args):
     medians = {name: sorted(r)[len(r) // 2] for name, r in rates.items()}
     before, after = medians.values()
     print(
-        f"ARCH on JAX, batch 128, {len(x)} images per round, median of {args.rounds}: "
+        f"{args.network} network on JAX, batch 128, {len(x)} images per round, "
+        f"median of {args.rounds}: "
         f"{before:.0f} images/s with Keras' gradient, {after:.0f} with keras-vae's "
         f"({after / before:.1f}x)"
     )
@@ -105,7 +110,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--train", action="store_true", help="time ARCH's training instead")
+    parser.add_argument("--train", action="store_true", help="time training instead")
+    parser.add_argument("--network", choices=("arch", "default"), default="arch")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--train-images", type=int, default=1280)
     args = parser.parse_args()
