@@ -497,7 +497,7 @@ class VAE(GenerativeModel):
         num_samples=1000,
         batch_size=None,
         seed=0,
-        max_decode=8192,
+        max_decode=256,
         compute_dtype="float32",
     ):
         """Importance-sampled estimate of `log p(x)` in nats, per example.
@@ -521,7 +521,10 @@ class VAE(GenerativeModel):
                 draws, hence the estimate's noise, differ between
                 backends). Defaults to `0`.
             max_decode: int. Largest number of images decoded in one step
-                of the loop. Defaults to `8192`.
+                of the loop. Defaults to `256`: on a CPU, decoding 256
+                images at a time (their activations stay in cache) was
+                faster per image than 8192 on JAX and torch and no slower
+                on TensorFlow (measured on `vae_binarized_mnist`).
             compute_dtype: `"float32"` or `"bfloat16"`. With `"bfloat16"`
                 the decoder runs a copy of itself under the
                 `"mixed_bfloat16"` policy (float32 weights cast to bfloat16,
