@@ -523,8 +523,9 @@ class VAE(GenerativeModel):
             max_decode: int. Largest number of images decoded in one step
                 of the loop. Defaults to `256`: on a CPU, decoding 256
                 images at a time (their activations stay in cache) was
-                faster per image than 8192 on JAX and torch and no slower
-                on TensorFlow (measured on `vae_binarized_mnist`).
+                faster than 8192 on JAX and no slower on TensorFlow for
+                `vae_binarized_mnist`; torch's best value depended on the
+                machine's load (`benchmarks/max_decode.py` measures it).
             compute_dtype: `"float32"` or `"bfloat16"`. With `"bfloat16"`
                 the decoder runs a copy of itself under the
                 `"mixed_bfloat16"` policy (float32 weights cast to bfloat16,
