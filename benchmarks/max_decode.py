@@ -1,4 +1,4 @@
-"""`VAE.log_likelihood`'s `max_decode` per backend (the default is 256).
+"""`VAE.log_likelihood`'s `max_decode` per backend (defaults: 8192 on torch, 256 elsewhere).
 
 Usage:
 
