@@ -270,7 +270,7 @@ def markdown(results, args, load):
             "",
             f"ARCH: fastest keras-vae backend {fastest / pythae:.2f}x pythae (target >= 2); "
             "slowest / fastest keras-vae backend "
-            f"{min(arch.values()) / fastest:.2f} (target >= 0.5).",
+            f"{min(arch.values()) / fastest:.3f} (target >= 0.5).",
         ]
     return "\n".join(lines) + "\n"
 
