@@ -85,6 +85,16 @@ def _to_channels_first(tensor):
     return torch.movedim(tensor, -1, 1)
 
 
+def _torch_operands(inputs, kernel):
+    """NHWC inputs and a Keras kernel as torch's convolutions take them:
+    the inputs as a channels-first view, the kernel `(out, in, *spatial)`,
+    both in channels-last memory (Keras' `_maybe_convert_to_channels_last`,
+    with this module's workaround for 1-sized axes)."""
+    nn = _torch_nn()
+    inputs = nn._maybe_convert_to_channels_last(_to_channels_first(inputs))
+    return inputs, nn._maybe_convert_to_channels_last(nn._transpose_conv_kernel(kernel))
+
+
 def _to_channels_last(tensor):
     return torch.movedim(tensor, 1, -1)
 
@@ -132,8 +142,7 @@ def _copy_free_conv(original):
             inputs, padding = _same_padding(inputs, kernel.shape[:-2], strides, dilation_rate)
         else:
             padding = 0
-        inputs = nn._maybe_convert_to_channels_last(_to_channels_first(inputs))
-        kernel = nn._maybe_convert_to_channels_last(nn._transpose_conv_kernel(kernel))
+        inputs, kernel = _torch_operands(inputs, kernel)
         convolve = (
             None,
             torch.nn.functional.conv1d,
@@ -191,8 +200,7 @@ def _copy_free_conv_transpose(original):
         )
         if isinstance(dilation_rate, int):
             dilation_rate = [dilation_rate] * rank
-        inputs = nn._maybe_convert_to_channels_last(_to_channels_first(inputs))
-        kernel = nn._maybe_convert_to_channels_last(nn._transpose_conv_kernel(kernel))
+        inputs, kernel = _torch_operands(inputs, kernel)
         convolve = (
             None,
             torch.nn.functional.conv_transpose1d,

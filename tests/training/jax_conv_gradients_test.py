@@ -71,6 +71,19 @@ def test_swap_is_scoped_and_only_on_jax():
     assert ops() == original
 
 
+def inputs_and_kernel(rng, spatial, kernel_size, data_format, channels_in, kernel_channels):
+    """Random float32 inputs (batch 2) and a kernel of shape
+    `(*kernel_size, *kernel_channels)`."""
+    if data_format == "channels_last":
+        x_shape = (2, *spatial, channels_in)
+    else:
+        x_shape = (2, channels_in, *spatial)
+    if isinstance(kernel_size, int):
+        kernel_size = (kernel_size,) * len(spatial)
+    x = rng.standard_normal(x_shape).astype("float32")
+    return x, rng.standard_normal((*kernel_size, *kernel_channels)).astype("float32")
+
+
 def assert_vjps_match(original, fast, x, kernel, dy):
     """The input and kernel gradients of `fast` equal `original`'s (JAX's
     autodiff of Keras' JAX op) to 1e-5 of their scale."""
@@ -90,15 +103,8 @@ def assert_vjps_match(original, fast, x, kernel, dy):
 def test_conv_transpose_gradients_match_keras_op(case):
     spatial, kernel_size, strides, padding, output_padding, data_format = case
     rng = np.random.default_rng(0)
-    channels_in, channels_out = 3, 2
-    if data_format == "channels_last":
-        x_shape = (2, *spatial, channels_in)
-    else:
-        x_shape = (2, channels_in, *spatial)
-    if isinstance(kernel_size, int):
-        kernel_size = (kernel_size,) * len(spatial)
-    x = rng.standard_normal(x_shape).astype("float32")
-    kernel = rng.standard_normal((*kernel_size, channels_out, channels_in)).astype("float32")
+    # Keras' conv_transpose kernel is (*kernel_size, out, in).
+    x, kernel = inputs_and_kernel(rng, spatial, kernel_size, data_format, 3, (2, 3))
     args = (strides, padding, output_padding, data_format)
     reference = keras.ops.convert_to_numpy(keras.ops.conv_transpose(x, kernel, *args))
     with conv_gradients.fast_conv_gradients():
@@ -122,14 +128,9 @@ def test_conv_transpose_gradients_match_keras_op(case):
 def test_conv_gradients_match_keras_op(case):
     spatial, kernel_size, strides, padding, data_format, (channels_in, channels_out) = case
     rng = np.random.default_rng(1)
-    if data_format == "channels_last":
-        x_shape = (2, *spatial, channels_in)
-    else:
-        x_shape = (2, channels_in, *spatial)
-    if isinstance(kernel_size, int):
-        kernel_size = (kernel_size,) * len(spatial)
-    x = rng.standard_normal(x_shape).astype("float32")
-    kernel = rng.standard_normal((*kernel_size, channels_in, channels_out)).astype("float32")
+    x, kernel = inputs_and_kernel(
+        rng, spatial, kernel_size, data_format, channels_in, (channels_in, channels_out)
+    )
     args = (strides, padding, data_format)
     reference = keras.ops.convert_to_numpy(keras.ops.conv(x, kernel, *args))
     with conv_gradients.fast_conv_gradients():
