@@ -11,7 +11,10 @@ of 5), then `vae_binarized_mnist.log_likelihood(x, num_samples=k)` on
 `--num-images` binarized MNIST test images drawn with
 `np.random.default_rng(0).choice` (the test file is sorted by digit: never a
 prefix). The time is one call and includes the compilation of the scorer
-(one trace per batch shape, a few seconds). FLOPs are counted from the
+(one trace per batch shape): a few seconds on TensorFlow, but on JAX the
+first call on a batch of 256 images took about twice the second (193.9
+against 96.4 s, idle, 2026-12-05), so JAX's projection overstates its
+steady rate. FLOPs are counted from the
 networks' Dense and Conv2D layers (2 per multiply-add): the decoder once per
 importance sample, the encoder once per image. The projected time for the
 10,000 test images scales the measured time linearly.

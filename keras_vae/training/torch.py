@@ -143,12 +143,7 @@ def _copy_free_conv(original):
         else:
             padding = 0
         inputs, kernel = _torch_operands(inputs, kernel)
-        convolve = (
-            None,
-            torch.nn.functional.conv1d,
-            torch.nn.functional.conv2d,
-            torch.nn.functional.conv3d,
-        )[rank]
+        convolve = getattr(torch.nn.functional, f"conv{rank}d")
         outputs = convolve(
             inputs,
             kernel,
@@ -201,12 +196,7 @@ def _copy_free_conv_transpose(original):
         if isinstance(dilation_rate, int):
             dilation_rate = [dilation_rate] * rank
         inputs, kernel = _torch_operands(inputs, kernel)
-        convolve = (
-            None,
-            torch.nn.functional.conv_transpose1d,
-            torch.nn.functional.conv_transpose2d,
-            torch.nn.functional.conv_transpose3d,
-        )[rank]
+        convolve = getattr(torch.nn.functional, f"conv_transpose{rank}d")
         outputs = _to_channels_last(
             convolve(inputs, kernel, stride=strides, dilation=dilation_rate)
         )
