@@ -260,11 +260,14 @@ class _GroupPass(keras.Model):
     run by `predict_on_batch` (compiled). `mode`: `"prior"` gives group
     `group`'s `(p_mean, p_log_var)` (`x` unused), `"posterior"` its
     `(q_mean, q_log_var)`, `"likelihood"` the pixel logits given every
-    group. Kept out of the model's tracking, as its `_ImportanceScorer`."""
+    group. Kept out of the model's tracking, as its `ImportanceScorer`.
+    Built on construction (no weights of its own), so that Keras' JAX
+    `predict_on_batch` does not run `call` eagerly before compiling it."""
 
     def __init__(self, vae, group, mode):
         super().__init__(name=f"{vae.name}_{mode}_{group}")
         self.vae, self.group, self.mode = vae, group, mode
+        self.built = True
 
     def call(self, inputs):
         x, above = inputs[0], list(inputs[1:])

@@ -46,6 +46,10 @@ class ImportanceScorer(keras.Model):
         super().__init__(name=f"{model.name}_importance_scorer")
         object.__setattr__(self, "scored", model)
         object.__setattr__(self, "scored_decoder", decoder)
+        # No weights of its own. Unbuilt, Keras' JAX `predict_on_batch`
+        # would first run `call` eagerly on the whole batch to build it
+        # (about as long as the compiled call itself, or longer).
+        self.built = True
 
     def call(self, inputs):
         x, noise, mask = inputs
