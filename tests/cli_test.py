@@ -327,7 +327,9 @@ def test_presets_wraps_at_words_and_shows_the_headline_metric(capsys):
     lines = capsys.readouterr().out.splitlines()
     for name in presets.list_presets():
         metadata = presets.load_metadata(name)
-        header = next(line for line in lines if line.split()[0] == name)
+        # A header starts at column 0; descriptions are indented (and may
+        # start with another preset's name).
+        header = next(line for line in lines if line.split(" ", 1)[0] == name)
         description = " ".join(metadata["description"].split())
         shown = lines[lines.index(header) + 1].strip()
         if shown.endswith(" ..."):
