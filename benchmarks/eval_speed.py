@@ -11,11 +11,9 @@ of 5), then `vae_binarized_mnist.log_likelihood(x, num_samples=k)` on
 `--num-images` binarized MNIST test images drawn with
 `np.random.default_rng(0).choice` (the test file is sorted by digit: never a
 prefix). The first call includes the compilation of the scorer (one
-trace per batch shape, a few seconds); `--calls N` times N calls on the
-same images and projects from the last (the steady rate), the table shows
-the first and the last. (Until 2026-12-06 a JAX first call cost about
-twice the second: Keras' JAX `predict_on_batch` ran the unbuilt scorer
-eagerly on the whole batch before compiling it.) FLOPs are counted from the
+trace per batch shape); `--calls N` times N calls on the same images and
+projects from the last (the steady rate), the table shows the first and
+the last. FLOPs are counted from the
 networks' Dense and Conv2D layers (2 per multiply-add): the decoder once per
 importance sample, the encoder once per image. The projected time for the
 10,000 test images scales the measured time linearly.
