@@ -1,7 +1,23 @@
 import os
+from pathlib import Path
 
-import keras
-import pytest
+# JAX compiles each new model's functions, and the suite builds the same
+# small models again and again (a VAE of one config in dozens of tests):
+# its persistent compilation cache, keyed by the compiled program, compiles
+# each distinct program once per run (measured in the JAX pass: see the commit).
+# Set before keras imports jax; the subprocesses of the tests (cross-backend
+# workers, the CLI, notebooks) inherit it. Only the compile step is cached:
+# every function is still traced, and any change to a program misses. One
+# folder per pytest backend: JAX writes entries in place, unlocked, so two
+# concurrent runs (tests/run_backends.py) must not share one.
+_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation"
+_CACHE /= os.environ.get("KERAS_BACKEND", "default")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
 
 # The runner (tests/run_backends.py) sets KERAS_BACKEND per process; a run
 # whose backend differs from the one asked for must fail, not pass quietly.
