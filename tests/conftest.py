@@ -4,12 +4,13 @@ from pathlib import Path
 # JAX compiles each new model's functions, and the suite builds the same
 # small models again and again (a VAE of one config in dozens of tests):
 # its persistent compilation cache, keyed by the compiled program, compiles
-# each distinct program once per run (measured in the JAX pass: see the commit).
+# each distinct program once per run.
 # Set before keras imports jax; the subprocesses of the tests (cross-backend
 # workers, the CLI, notebooks) inherit it. Only the compile step is cached:
 # every function is still traced, and any change to a program misses. One
-# folder per pytest backend: JAX writes entries in place, unlocked, so two
-# concurrent runs (tests/run_backends.py) must not share one.
+# folder per pytest process: JAX writes entries in place, unlocked, so two
+# concurrent runs must not share one (tests/run_backends.py names each
+# run's folder).
 _CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation"
 _CACHE /= os.environ.get("KERAS_BACKEND", "default")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
@@ -19,8 +20,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # XLA:CPU spends most of a small program's compile time in LLVM's
 # optimisation passes, and the suite's programs are small and run a few
 # steps: without them a model's first fit compiles about 45% faster, while a
-# heavy evaluation runs about 25% slower (measured: see docs/testing.md).
-# Same results: the passes only schedule the same arithmetic.
+# heavy evaluation runs about 25% slower, with the same results (measured:
+# docs/testing.md).
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
