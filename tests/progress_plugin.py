@@ -36,7 +36,8 @@ def pytest_runtest_logreport(report):
         _write(f"{outcome} {report.nodeid}")
 
 
-def _shard(text):
+def parse_shard(text):
+    """`"I/N"` -> `(I, N)`; a usage error names a bad value."""
     index, _, count = text.partition("/")
     try:
         index, count = int(index), int(count)
@@ -47,6 +48,11 @@ def _shard(text):
     return index, count
 
 
+def shard_files(paths, index, count):
+    """The test files of shard `index` of `count`: every `count`-th in path order."""
+    return set(sorted(set(paths))[index::count])
+
+
 def pytest_addoption(parser):
     parser.addoption("--shard", default=None, help="I/N: run only shard I of N (by test file)")
 
@@ -54,8 +60,6 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--shard") is None:
         return
-    index, count = _shard(config.getoption("--shard"))
-    files = sorted({item.path for item in items})
-    kept = set(files[index::count])
+    kept = shard_files([item.path for item in items], *parse_shard(config.getoption("--shard")))
     config.hook.pytest_deselected(items=[item for item in items if item.path not in kept])
     items[:] = [item for item in items if item.path in kept]
