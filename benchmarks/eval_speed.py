@@ -34,11 +34,6 @@ import time
 
 import numpy as np
 
-# benchmarks/compression.py would shadow the `compression` module that JAX
-# imports: keep this folder off the import path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [path for path in sys.path if os.path.abspath(path or ".") != _HERE]
-
 BACKENDS = ("tensorflow", "jax", "torch")
 TEST_IMAGES = 10_000
 

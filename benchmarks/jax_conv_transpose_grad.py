@@ -36,9 +36,7 @@ import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-# This folder's compression.py would shadow the `compression` module JAX imports.
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 sys.path.insert(0, os.path.dirname(HERE))  # this checkout's keras_vae, not another install
 
 

@@ -45,9 +45,6 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Run as a script, this folder leads sys.path, and its compression.py would
-# shadow the `compression` module that JAX imports.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 ARCH_PARAMETERS = 1_708_417
 NUM_IMAGES = 12_800  # the default of --num-images
 BATCH = 128

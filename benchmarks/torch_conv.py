@@ -32,7 +32,6 @@ import time
 
 os.environ["KERAS_BACKEND"] = "torch"
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "gpu"))
 

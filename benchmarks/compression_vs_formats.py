@@ -20,7 +20,8 @@ containers included).
   `hvae_binarized_mnist` preset (`HierarchicalVAECodec`) when it exists
   (skipped with a note until that preset is trained).
 
-    KERAS_BACKEND=tensorflow python benchmarks/compression.py --output /tmp/compression.json
+    KERAS_BACKEND=tensorflow python benchmarks/compression_vs_formats.py \
+        --output /tmp/compression.json
 """
 
 import argparse
