@@ -25,12 +25,13 @@ replicas' gradients. Two things follow, both handled or checked here:
 
 `fit`, `evaluate` and `predict` run inside `array_pipelines_without_autotune()`:
 the `tf.data` pipeline Keras builds from NumPy arrays gets
-`autotune.enabled = False`. With tf.data's autotuning on, training issue
-24's ARCH on the idle 2-core CPU fell, in 7 of 10 epochs, to exactly one
-core's speed (1,235-1,241 images/s, the process using 1.0-1.5 CPU-seconds
-a second, about 100 ms a step), against 1,585-2,687 images/s in every one
-of 10 epochs alternated with them in the same process without it (medians
-1,239 and 2,203). `KERAS_VAE_TF_DATA_AUTOTUNE=1` keeps Keras' autotuned
+`autotune.enabled = False`. With tf.data's autotuning on, epochs on the
+idle 2-core CPU stalled at one core's speed (exactly 1,234-1,241 images/s,
+the process using 1.1-1.4 CPU-seconds a second): 3 of 10 of issue 24's
+ARCH and 6 of 6 of the default conv VAE (1,239 images/s against a median
+of 1,999 without autotuning), alternated epoch by epoch in one process
+(`benchmarks/tf_data_autotune.py`); without it, none of 16 stalled.
+`KERAS_VAE_TF_DATA_AUTOTUNE=1` keeps Keras' autotuned
 pipeline. Data sets passed as `tf.data.Dataset` keep their own options.
 """
 
