@@ -110,7 +110,6 @@ def watch(futures, tmp, interval=2.0):
     progress = [Progress(u.name, os.path.join(tmp, f"{u.file_stem}.progress")) for u in futures]
     closed = set()
     while True:
-        finished = all(f.done() for f in futures.values())
         done = {u.name for u, f in futures.items() if f.done()}
         for p in progress:
             lines = p.lines()
@@ -120,7 +119,7 @@ def watch(futures, tmp, interval=2.0):
             if lines:
                 with _print_lock:
                     print("\n".join(lines), flush=True)
-        if finished:
+        if len(done) == len(futures):
             return
         time.sleep(interval)
 
