@@ -1,17 +1,19 @@
-"""`log_likelihood` on torch with the decoder under `torch.compile` (a lead
-for issue 24 part 4, not a library feature yet).
+"""`log_likelihood` on torch with and without `torch.compile` of the decoder
+(issue 24 part 4).
 
     python benchmarks/torch_compile_eval.py --num-images 64
 
 Loads `vae_binarized_mnist` on the torch backend and scores `--num-images`
 random binarized MNIST test images (`np.random.default_rng(0).choice`: the
 file is sorted by digit) with k = 1000 through the library's
-`ImportanceScorer` twice: with the model's decoder, and with the decoder
-wrapped in `torch.compile(dynamic=False)` (inductor). One untimed call of
-the compiled scorer first (it compiles), then `--rounds` rounds of both,
-the order swapped each round; prints seconds, minutes projected to the
-10k test images and the mean NLL of each call (the same noise: the NLLs
-must agree). Results in benchmarks/RESULTS.md.
+`log_likelihood` twice: with `KERAS_VAE_TORCH_COMPILE=0` (eager decoder)
+and `=1` (the decoder under `torch.compile`, `keras_vae.training.
+CompiledDecoder`; the library compiles on its own from 200,000 draws, 200
+images at k = 1000). One untimed call of each first (the compiled one
+compiles), then `--rounds` rounds of both, the order swapped each round;
+prints seconds, minutes projected to the 10k test images and the mean NLL
+of each call (the same noise: the NLLs must agree). Results in
+benchmarks/RESULTS.md.
 """
 
 import argparse
@@ -29,29 +31,26 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import numpy as np
-    import torch
 
     import keras_vae as kv
-    from keras_vae.models.importance_scorer import ImportanceScorer
 
     (test,) = kv.datasets.load("binarized_mnist", splits=("test",))
     x = np.asarray(test[0], "float32").reshape(-1, 28, 28, 1)
     x = x[np.random.default_rng(0).choice(len(x), args.num_images, replace=False)]
     model = kv.from_preset("vae_binarized_mnist")
-    decoder = model.decoder
-    compiled = torch.compile(lambda z, training=False: decoder(z, training=False), dynamic=False)
-    scorers = {"eager": ImportanceScorer(model), "torch.compile": ImportanceScorer(model, compiled)}
-    batch = max(1, min(len(x), 500, args.max_decode))
+    settings = {"eager": "0", "torch.compile": "1"}
 
     def score(name):
+        os.environ["KERAS_VAE_TORCH_COMPILE"] = settings[name]
         start = time.perf_counter()
-        log_px = scorers[name].log_likelihood(x, 1000, batch, 0, args.max_decode)
+        log_px = model.log_likelihood(x, num_samples=1000, max_decode=args.max_decode)
         return time.perf_counter() - start, float(-np.mean(log_px))
 
-    seconds, _ = score("torch.compile")
-    print(f"torch.compile first call (compiles): {seconds:.1f} s", flush=True)
+    for name in settings:
+        seconds, _ = score(name)
+        print(f"{name} first call: {seconds:.1f} s", flush=True)
     for round_index in range(args.rounds):
-        order = list(scorers) if round_index % 2 == 0 else list(scorers)[::-1]
+        order = list(settings) if round_index % 2 == 0 else list(settings)[::-1]
         for name in order:
             seconds, nll = score(name)
             minutes = seconds / len(x) * 10_000 / 60

@@ -16,6 +16,12 @@ Backend-neutral pieces of training live here too: `unpack_inputs` and
 `check_fit_arguments` (`fit` and the steps take `x` only and refuse `y` /
 `sample_weight` with a clear error) and
 `NaNGuard` with `with_nan_guard` (the divergence guard `fit` adds).
+
+`compiles_decoders(num_draws)` and `CompiledDecoder(decoder)` serve
+importance-sampled evaluation (`ImportanceScorer`): on torch, whose
+`predict_on_batch` runs eagerly, a large evaluation decodes through
+`torch.compile` (see `keras_vae.training.torch`); TensorFlow and JAX
+compile the whole scorer already, so there `compiles_decoders` is `False`.
 """
 
 import keras
@@ -30,16 +36,26 @@ if _BACKEND == "tensorflow":
 elif _BACKEND == "jax":
     from keras_vae.training.jax import Trainer
 elif _BACKEND == "torch":
-    from keras_vae.training.torch import Trainer
+    from keras_vae.training.torch import CompiledDecoder, Trainer, compiles_decoders
 else:
     raise ImportError(
         f"keras_vae supports the tensorflow, jax and torch backends; KERAS_BACKEND is {_BACKEND!r}."
     )
 
+if _BACKEND != "torch":
+    CompiledDecoder = None
+
+    def compiles_decoders(num_draws):
+        """`False`: TensorFlow and JAX compile the whole scorer."""
+        return False
+
+
 __all__ = [
+    "CompiledDecoder",
     "NaNGuard",
     "Trainer",
     "check_fit_arguments",
+    "compiles_decoders",
     "unpack_inputs",
     "with_nan_guard",
 ]

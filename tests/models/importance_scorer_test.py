@@ -1,5 +1,10 @@
-import numpy as np
+import logging
 
+import keras
+import numpy as np
+import pytest
+
+from keras_vae import training
 from keras_vae.models import VAE
 from keras_vae.models.importance_scorer import ImportanceScorer
 
@@ -18,3 +23,72 @@ def test_first_compiled_call_runs_the_scorer_once():
     assert len(calls) == 1
     again = scorer.log_likelihood(x, num_samples=10, batch_size=3, seed=0, max_decode=8)
     np.testing.assert_array_equal(first, again)
+
+
+def _scored_twice(monkeypatch, setting):
+    """Scores with `KERAS_VAE_TORCH_COMPILE=setting` and eagerly; returns
+    the scorer and both results."""
+    monkeypatch.setenv("KERAS_VAE_TORCH_COMPILE", setting)
+    vae = VAE(input_shape=(4, 4, 1), latent_dim=2, architecture="mlp", hidden_dims=(8,), seed=0)
+    scorer = ImportanceScorer(vae)
+    x = (np.random.default_rng(0).random((5, 4, 4, 1)) > 0.5).astype("float32")
+    args = dict(num_samples=10, batch_size=5, seed=0, max_decode=8)
+    compiled = scorer.log_likelihood(x, **args)
+    return scorer, compiled, scorer.log_likelihood(x, compiled=False, **args)
+
+
+def test_torch_compile_serves_large_torch_evaluations_only():
+    torch_backend = keras.backend.backend() == "torch"
+    assert training.compiles_decoders(200_000) is torch_backend
+    assert training.compiles_decoders(199_999) is False
+
+
+def test_forced_torch_compile_scores_as_the_eager_decoder(monkeypatch):
+    graphs = _compiled_graphs()
+    scorer, compiled, eager = _scored_twice(monkeypatch, "1")
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-5)
+    if keras.backend.backend() == "torch":
+        assert isinstance(scorer.compiled_decoder, training.CompiledDecoder)
+        assert scorer.compiled_decoder.compiled is not None  # no fallback
+        assert _compiled_graphs() > graphs
+    else:  # TensorFlow and JAX compile the whole scorer instead.
+        assert "compiled_decoder" not in scorer.__dict__
+    assert scorer.decoder_in_use is None  # reset after the call
+
+
+def test_a_failing_torch_compile_warns_and_scores_eagerly(monkeypatch, caplog):
+    def no_compiler(function, **kwargs):
+        def fail(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+        return fail
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        monkeypatch.setattr(torch, "compile", no_compiler)
+    with caplog.at_level(logging.WARNING):
+        scorer, compiled, eager = _scored_twice(monkeypatch, "1")
+    np.testing.assert_array_equal(compiled, eager)
+    if keras.backend.backend() == "torch":
+        assert scorer.compiled_decoder.compiled is None
+        assert "InvalidCxxCompiler" in caplog.text and "runs eagerly" in caplog.text
+    else:
+        assert "runs eagerly" not in caplog.text
+
+
+def test_an_unknown_torch_compile_setting_is_refused(monkeypatch):
+    monkeypatch.setenv("KERAS_VAE_TORCH_COMPILE", "sometimes")
+    if keras.backend.backend() == "torch":
+        with pytest.raises(ValueError, match="KERAS_VAE_TORCH_COMPILE must be 0, 1 or auto"):
+            training.compiles_decoders(10)
+    else:
+        assert training.compiles_decoders(10) is False
+
+
+def _compiled_graphs():
+    if keras.backend.backend() != "torch":
+        return 0
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
