@@ -510,7 +510,11 @@ class VAE(GenerativeModel):
         chunks of at most `max_decode` images inside one loop, and the
         weights are folded into a running float32 log-sum-exp. Memory stays
         bounded by `max_decode` decoded images and the
-        `num_samples * batch * latent_dim` noise floats.
+        `num_samples * batch * latent_dim` noise floats. On torch an
+        evaluation of 200,000 draws or more (`n * num_samples`) runs the
+        decoder under `torch.compile` (about 10 s of compiling, then 1.5x
+        faster for `vae_binarized_mnist`); `KERAS_VAE_TORCH_COMPILE=0` in
+        the environment turns it off, `=1` compiles at any size.
 
         Args:
             x: array of shape `(n, *input_shape)`.
