@@ -12,8 +12,9 @@ CompiledDecoder`; the library compiles on its own from 200,000 draws, 200
 images at k = 1000). One untimed call of each first (the compiled one
 compiles), then `--rounds` rounds of both, the order swapped each round;
 prints seconds, minutes projected to the 10k test images and the mean NLL
-of each call (the same noise: the NLLs must agree). Results in
-benchmarks/RESULTS.md.
+of each call (the same noise: the NLLs must agree). `--profile` then
+prints `torch.profiler`'s operator table of one more compiled call.
+Results in benchmarks/RESULTS.md.
 """
 
 import argparse
@@ -28,6 +29,7 @@ def main(argv=None):
     parser.add_argument("--num-images", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-decode", type=int, default=8192)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -59,6 +61,13 @@ def main(argv=None):
                 f"NLL {nll:.4f}",
                 flush=True,
             )
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            seconds, _ = score("torch.compile")
+        print(f"profiled torch.compile call: {seconds:.1f} s", flush=True)
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
 if __name__ == "__main__":
