@@ -19,7 +19,7 @@ class ImportanceScorer(keras.Model):
     it (jit on JAX, `tf.function` on TensorFlow; PyTorch runs it eagerly
     without autograd), so a batch is one call with no Python round trip
     per chunk. On PyTorch an evaluation of many draws (200,000 or more:
-    `keras_vae.training.torch.COMPILE_MIN_DRAWS`) decodes through
+    `keras_vae.training.compiled_decoder.COMPILE_MIN_DRAWS`) decodes through
     `torch.compile` instead (`keras_vae.training.CompiledDecoder`, about
     10 s of compiling, then `vae_binarized_mnist` scores 1.5x faster); the
     environment variable `KERAS_VAE_TORCH_COMPILE=0` turns that off, `=1`

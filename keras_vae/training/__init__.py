@@ -20,7 +20,7 @@ Backend-neutral pieces of training live here too: `unpack_inputs` and
 `compiles_decoders(num_draws)` and `CompiledDecoder(decoder)` serve
 importance-sampled evaluation (`ImportanceScorer`): on torch, whose
 `predict_on_batch` runs eagerly, a large evaluation decodes through
-`torch.compile` (see `keras_vae.training.torch`); TensorFlow and JAX
+`torch.compile` (see `keras_vae.training.compiled_decoder`); TensorFlow and JAX
 compile the whole scorer already, so there `compiles_decoders` is `False`.
 """
 
@@ -36,7 +36,8 @@ if _BACKEND == "tensorflow":
 elif _BACKEND == "jax":
     from keras_vae.training.jax import Trainer
 elif _BACKEND == "torch":
-    from keras_vae.training.torch import CompiledDecoder, Trainer, compiles_decoders
+    from keras_vae.training.compiled_decoder import CompiledDecoder, compiles_decoders
+    from keras_vae.training.torch import Trainer
 else:
     raise ImportError(
         f"keras_vae supports the tensorflow, jax and torch backends; KERAS_BACKEND is {_BACKEND!r}."

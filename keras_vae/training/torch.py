@@ -36,20 +36,9 @@ changes nothing); the originals stay reachable as the replacements'
   keep Keras' code.
 """
 
-import logging
-import os
-
 import torch
 
 from keras_vae.training.inputs import unpack_inputs
-
-logger = logging.getLogger(__name__)
-
-TORCH_COMPILE_ENV = "KERAS_VAE_TORCH_COMPILE"
-# Compiling a decoder with inductor takes about 10 s on the 2-core CPU;
-# `vae_binarized_mnist`'s decoder then runs about 0.1 ms faster per decoded
-# image (k = 1000: 47 -> 32 min per 10,000 images): repaid after ~100,000.
-COMPILE_MIN_DRAWS = 200_000
 
 
 def _torch_nn():
@@ -229,54 +218,6 @@ def _copy_free_conv_transpose(original):
 _replace("_maybe_convert_to_channels_last", _contiguous_when_a_channel_axis_is_one)
 _replace("conv", _copy_free_conv)
 _replace("conv_transpose", _copy_free_conv_transpose)
-
-
-def compiles_decoders(num_draws):
-    """Whether an evaluation decoding `num_draws` images compiles the
-    decoder (`compiled_decoder`): `KERAS_VAE_TORCH_COMPILE=1` always, `=0`
-    never, unset (or `auto`) from `COMPILE_MIN_DRAWS` draws on."""
-    setting = os.environ.get(TORCH_COMPILE_ENV, "auto").strip().lower()
-    if setting in ("1", "true"):
-        return True
-    if setting in ("0", "false"):
-        return False
-    if setting != "auto":
-        raise ValueError(f"{TORCH_COMPILE_ENV} must be 0, 1 or auto, got {setting!r}.")
-    return num_draws >= COMPILE_MIN_DRAWS
-
-
-class CompiledDecoder:
-    """`decoder(z, training=False)` under `torch.compile` (inductor, static
-    shapes), for evaluation loops that decode many batches of one shape.
-
-    The first call compiles (seconds), a new input shape compiles again
-    (torch recompiles up to 8 shapes per model, then runs the rest eagerly).
-    Where compiling fails (no C++ compiler for inductor, an operation
-    dynamo cannot trace) a warning names the error and this decoder, and
-    every call from then on runs the decoder eagerly: an error of the
-    decoder itself is raised by that eager call.
-    """
-
-    def __init__(self, decoder):
-        self.decoder = decoder
-        self.compiled = torch.compile(self._decode, dynamic=False)
-
-    def _decode(self, z):
-        return self.decoder(z, training=False)
-
-    def __call__(self, z, training=False):
-        if self.compiled is not None:
-            try:
-                return self.compiled(z)
-            except Exception as error:  # noqa: BLE001 - any compile failure
-                logger.warning(
-                    "torch.compile of decoder %r failed (%s: %s); it runs eagerly.",
-                    self.decoder.name,
-                    type(error).__name__,
-                    str(error).splitlines()[0] if str(error) else "",
-                )
-                self.compiled = None
-        return self.decoder(z, training=False)
 
 
 class Trainer:

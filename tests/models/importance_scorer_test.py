@@ -2,7 +2,6 @@ import logging
 
 import keras
 import numpy as np
-import pytest
 
 from keras_vae import training
 from keras_vae.models import VAE
@@ -37,12 +36,6 @@ def _scored_twice(monkeypatch, setting):
     return scorer, compiled, scorer.log_likelihood(x, compiled=False, **args)
 
 
-def test_torch_compile_serves_large_torch_evaluations_only():
-    torch_backend = keras.backend.backend() == "torch"
-    assert training.compiles_decoders(200_000) is torch_backend
-    assert training.compiles_decoders(199_999) is False
-
-
 def test_forced_torch_compile_scores_as_the_eager_decoder(monkeypatch):
     graphs = _compiled_graphs()
     scorer, compiled, eager = _scored_twice(monkeypatch, "1")
@@ -75,15 +68,6 @@ def test_a_failing_torch_compile_warns_and_scores_eagerly(monkeypatch, caplog):
         assert "InvalidCxxCompiler" in caplog.text and "runs eagerly" in caplog.text
     else:
         assert "runs eagerly" not in caplog.text
-
-
-def test_an_unknown_torch_compile_setting_is_refused(monkeypatch):
-    monkeypatch.setenv("KERAS_VAE_TORCH_COMPILE", "sometimes")
-    if keras.backend.backend() == "torch":
-        with pytest.raises(ValueError, match="KERAS_VAE_TORCH_COMPILE must be 0, 1 or auto"):
-            training.compiles_decoders(10)
-    else:
-        assert training.compiles_decoders(10) is False
 
 
 def _compiled_graphs():
