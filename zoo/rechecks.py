@@ -4,10 +4,33 @@ protocols stored in its metadata (`check_*` metrics) and raises
 `AssertionError` naming the figure that differs. Used by tests/zoo/.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 import keras_vae as kv
 from keras_vae.runner.families import sprites, text
+
+# Presets measured for the README's tables but kept in the repository only,
+# not in the wheel (the built-in presets' files already take most of the
+# 100 MB a wheel may have, tests/wheel_test.py). Load one by its folder:
+# `kv.from_preset("zoo/preset_files/NAME")`.
+REPOSITORY_PRESETS_DIR = Path(__file__).resolve().parent / "preset_files"
+
+
+def repository_presets():
+    """The repository-only presets: name -> folder (a `Path`).
+
+    >>> sorted(repository_presets())
+    ['iwae_vae_binarized_mnist']
+    """
+    if not REPOSITORY_PRESETS_DIR.is_dir():
+        return {}
+    return {
+        folder.name: folder
+        for folder in sorted(REPOSITORY_PRESETS_DIR.iterdir())
+        if (folder / "metadata.json").is_file()
+    }
 
 
 def recheck_sprites_metrics(preset, atol=0.02):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from keras_vae import presets
 from zoo import recipes
+from zoo.rechecks import repository_presets
 
 # The binarized MNIST comparison (issue 21): the same split and estimator,
 # one row per preset in this order, then the recipes' published figures.
@@ -100,10 +101,14 @@ def examples_markdown(vae):
     return "\n".join(lines) + "\n"
 
 
-def builtin_metadata(name):
-    """The metadata of built-in preset `name` (its files checked), or `None`
-    when it is not trained yet (not in the registry)."""
-    return presets.load_metadata(name) if name in presets.registry() else None
+def preset_metadata(name):
+    """The metadata of preset `name`, built-in or repository-only
+    (`zoo.rechecks.repository_presets`), its files checked; `None` when it
+    is not trained yet (neither)."""
+    if name in presets.registry():
+        return presets.load_metadata(name)
+    folder = repository_presets().get(name)
+    return presets.verify_preset(folder) if folder else None
 
 
 def _binarization(dataset):
@@ -218,7 +223,7 @@ def tables():
         presets.load_metadata(n)
         for n in ("text_vae_ptb", "lstm_lm_ptb", "beta_vae_sprites", "vae_sprites")
     )
-    mnist = {name: builtin_metadata(name) for name, _ in BINARIZED_MNIST_PRESETS}
+    mnist = {name: preset_metadata(name) for name, _ in BINARIZED_MNIST_PRESETS}
     return {
         "binarized MNIST comparison": binarized_mnist_table(mnist),
         "sprites disentanglement": sprites_table(beta, plain),

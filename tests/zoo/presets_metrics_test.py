@@ -1,4 +1,6 @@
-"""Every built-in preset re-measures its headline figure in every CI run.
+"""Every built-in preset, and every repository-only one (zoo/preset_files:
+measured for the README's tables, not in the wheel), re-measures its
+headline figure in every CI run.
 
 A stale or wrong `metadata.json` fails here: the test re-runs a cheap
 version of the preset's evaluation (importance-sampled NLL with k=100 on 1000
@@ -22,6 +24,8 @@ import keras_vae as kv
 from keras_vae import presets
 from keras_vae.runner.families.image_vae import random_subset
 from tests.test_case import ALL_PAIRS
+from zoo.rechecks import repository_presets
+from zoo.render_tables import preset_metadata
 
 # Monte Carlo noise of the k=100 estimate averaged over 1000 images is about
 # 0.05 nats; other backends draw other samples. 0.5 nats catches any model
@@ -34,10 +38,16 @@ NLL_BACKENDS = ("tensorflow", "torch", "jax")
 
 # Presets evaluated by importance-sampled NLL (the VAE family). The VQ-VAE
 # preset has no such figure; tests/zoo/vq_vae_preset_test.py re-checks it.
+# Built-in presets load by name; repository-only ones (zoo/preset_files,
+# not in the wheel) by their folder.
+SOURCES = {
+    **{name: name for name in presets.list_presets()},
+    **{name: str(folder) for name, folder in repository_presets().items()},
+}
 PRESETS = sorted(
     name
-    for name in presets.list_presets()
-    if "check_nll" in presets.load_metadata(name).get("metrics", {})
+    for name in SOURCES
+    if "check_nll" in preset_metadata(name).get("metrics", {})
 )
 
 
@@ -47,14 +57,14 @@ def measures_nll_here(name):
     return here or ALL_PAIRS
 
 
-def test_there_are_built_in_presets():
-    assert "vae_binarized_mnist" in PRESETS
+def test_there_are_built_in_and_repository_presets():
+    assert {"vae_binarized_mnist", "iwae_vae_binarized_mnist"} <= set(PRESETS)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_figures_are_real(name):
-    model = kv.from_preset(name)
+    model = kv.from_preset(SOURCES[name])
     metadata = model.preset_metadata
     metrics = metadata["metrics"]
     ((x_test, _),) = kv.datasets.load(metadata["dataset"]["name"], ("test",))
