@@ -92,7 +92,7 @@ class ImportanceScorer(keras.Model):
         if decoder is None:
             return None
         compiled = self.__dict__.get("compiled_decoder")
-        if compiled is None or compiled.decoder is not decoder:
+        if compiled is None:
             compiled = training.CompiledDecoder(decoder)
             object.__setattr__(self, "compiled_decoder", compiled)
         return compiled
