@@ -16,7 +16,9 @@ by then, `--margin-s` before it at the latest for the packing):
    test subset (`benchmarks/gpu/worker.py`);
 3. the remaining minutes train `hvae_binarized_mnist` on JAX with the
    project's runner, `python -m zoo.train hvae_binarized_mnist --run-dir
-   runs/hvae_binarized_mnist --output runs/hvae_binarized_mnist_preset`,
+   runs/hvae_binarized_mnist --output runs/hvae_binarized_mnist_preset
+   --switch-backend` (the carried run folder may have been trained on
+   another backend: the CPU sessions train it on TensorFlow),
    stopped with SIGINT (the runner keeps its last finished epoch) before
    the budget ends. The run folder is then packed into
    `OUT/hvae_run.tar.gz` (split into `.partNN` files of 15 MiB if larger)
@@ -389,6 +391,7 @@ def main(argv=None):
         args.run_dir,
         "--output",
         args.preset_out,
+        "--switch-backend",  # the carried run folder may come from a CPU run on TensorFlow
         *args.train,
     ]
     results["train"] = {

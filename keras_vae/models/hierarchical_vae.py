@@ -363,9 +363,9 @@ class HierarchicalVAE(GenerativeModel):
                 h = _upsample(h, stride // self.strides[group])
                 stride = self.strides[group]
             params = self.priors[group](h, training=training)
-            p_mean = params[..., :depth]
-            p_raw = params[..., depth : 2 * depth]
-            feature = params[..., 2 * depth :]
+            # `split`, not slices: TensorFlow's gradient of a slice
+            # (`StridedSliceGrad`) is slow on the CPU; a split's is a concat.
+            p_mean, p_raw, feature = ops.split(params, [depth, 2 * depth], axis=-1)
             p_log_var = _soft_clamp(p_raw)
             entry = {"p_mean": p_mean, "p_log_var": p_log_var}
             eps = None if noise is None else noise[group]
@@ -375,8 +375,9 @@ class HierarchicalVAE(GenerativeModel):
                 delta = self.posteriors[group](
                     ops.concatenate([h, activations[stride]], axis=-1), training=training
                 )
-                q_mean = p_mean + delta[..., :depth]
-                q_log_var = _soft_clamp(p_raw + delta[..., depth:])
+                delta_mean, delta_raw = ops.split(delta, 2, axis=-1)
+                q_mean = p_mean + delta_mean
+                q_log_var = _soft_clamp(p_raw + delta_raw)
                 entry.update(q_mean=q_mean, q_log_var=q_log_var)
                 z = (
                     q_mean

@@ -49,6 +49,8 @@ class RunFolderError(RuntimeError):
 
 LOCK_FILE = "run.lock"
 IDENTITY_FILE = "run.json"
+# Options that say how to run, not what: a resumed run may change them.
+RUNNER_ONLY_OPTIONS = ("evaluate_only", "switch_backend")
 
 
 @contextlib.contextmanager
@@ -117,6 +119,11 @@ def check_identity(run_dir, recipe, key, options=None):
     `RunFolderError` names what differs (a resumed run would otherwise
     record options it did not train with). A folder without `run.json`
     (made by an older version) is taken as is.
+
+    The backend is part of the identity too: a run started on another
+    backend continues here only with `options.switch_backend`
+    (`--switch-backend`), and `run.json` then records the backends used,
+    in order, with each one's hardware (`backends_used`).
     """
     path = Path(run_dir) / IDENTITY_FILE
     given = {} if options is None else vars(options)
@@ -135,21 +142,26 @@ def check_identity(run_dir, recipe, key, options=None):
     except ValueError:
         saved = None  # torn: written again below
     if saved is None:
-        write_json(path, {**identity, "options": options})
+        first = {"backend": identity["backend"], "hardware": hardware()}
+        write_json(path, {**identity, "options": options, "backends": [first]})
         return
     differing = []
     old, new = _flatten(saved.get("recipe", {})), _flatten(identity["recipe"])
     for name in sorted(set(old) | set(new)):
         if old.get(name) != new.get(name):
             differing.append(f"{name} {old.get(name)!r} -> {new.get(name)!r}")
-    if saved.get("backend") != identity["backend"]:
-        differing.append(f"backend {saved.get('backend')!r} -> {identity['backend']!r}")
+    switch = saved.get("backend") != identity["backend"]
+    if switch and not options.get("switch_backend"):
+        differing.append(
+            f"backend {saved.get('backend')!r} -> {identity['backend']!r}: pass "
+            "--switch-backend to continue it on this backend"
+        )
     if saved.get("key") != identity["key"]:
         old_options = saved.get("options", {})
         named = [
             f"--{name.replace('_', '-')} {old_options.get(name)!r} -> {value!r}"
             for name, value in options.items()
-            if name != "evaluate_only" and old_options.get(name) != value
+            if name not in RUNNER_ONLY_OPTIONS and old_options.get(name) != value
         ]
         differing.extend(named or [f"run options {saved.get('key')!r} -> {identity['key']!r}"])
     if differing:
@@ -159,6 +171,33 @@ def check_identity(run_dir, recipe, key, options=None):
             + "): rerun with its options to resume it, or start fresh with another "
             f"--run-dir (or delete {str(run_dir)!r})."
         )
+    if switch:
+        print(
+            f"Run folder {str(run_dir)!r} was trained on {saved.get('backend')!r}; "
+            f"continuing on {identity['backend']!r} (--switch-backend).",
+            flush=True,
+        )
+        used = saved.get("backends") or [{"backend": saved.get("backend")}]
+        used = used + [{"backend": identity["backend"], "hardware": hardware()}]
+        write_json(path, {**saved, "backend": identity["backend"], "backends": used})
+
+
+def backends_used(run_dir):
+    """The backends a run folder was trained on, in order, as recorded by
+    `check_identity`: a list of `{"backend", "hardware"}` dicts (the first
+    entry's hardware is recorded only by runs started since
+    `--switch-backend` exists); `[]` without `run.json`.
+
+    Example:
+
+    >>> import tempfile
+    >>> backends_used(tempfile.mkdtemp())
+    []
+    """
+    saved = read_json(Path(run_dir) / IDENTITY_FILE) or {}
+    if "backends" in saved:
+        return saved["backends"]
+    return [{"backend": saved["backend"]}] if "backend" in saved else []
 
 
 def is_preset_folder(path):

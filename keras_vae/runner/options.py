@@ -27,13 +27,23 @@ def positive_int(text):
 
 
 def add_run_arguments(parser):
-    """Adds `--run-dir` and `--evaluate-only` to `parser`."""
+    """Adds `--run-dir`, `--evaluate-only` and `--switch-backend` to `parser`."""
     parser.add_argument("--run-dir", default=None, metavar="DIR", help=RUN_DIR_HELP)
     parser.add_argument(
         "--evaluate-only",
         action="store_true",
         help="stop an interrupted run where it is and evaluate its best weights "
         "(recorded in the metadata)",
+    )
+    parser.add_argument(
+        "--switch-backend",
+        action="store_true",
+        help="continue a run folder started on another Keras backend (e.g. a CPU "
+        "run on TensorFlow, continued on a GPU with JAX): the checkpoint's weights, "
+        "optimizer state and random states load on every backend; the random "
+        "draws from then on differ from an uninterrupted run. The backends used "
+        "are recorded in run.json and the preset's metadata. Name the folder "
+        "with --run-dir: the default one is per backend",
     )
 
 

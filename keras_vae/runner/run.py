@@ -7,7 +7,9 @@ How a run goes (`run`):
    over the recipe, the options that change the run and the backend) is
    created or found again, and locked for this process (`run.lock`: a
    second run of the same recipe is refused while this one lives); a run
-   folder started with other options is refused (`run.json`); the command
+   folder started with other options is refused (`run.json`), and one
+   started on another backend is continued only with `--switch-backend`
+   (the checkpoints load on every backend); the command
    is appended to its `commands.json`. Before that, the output folder is
    checked: writable, and replaced only if it is a preset folder.
 2. The family's hooks (`FAMILIES[recipe["family"]]`) load the data and
@@ -251,6 +253,9 @@ def _run(family, recipe, options, output, name, run_dir, command, callbacks):
         "trained_on_backend": keras.backend.backend(),
         "metrics": metrics,
     }
+    used = files.backends_used(run_dir)
+    if len(used) > 1:  # continued with --switch-backend
+        metadata["trained_on_backends"] = used
     metadata.update(family.metadata(trained, recipe, data, options, training, metrics))
     pictures = family.pictures(trained, run_dir, data, options)
     metadata["wall_seconds_this_invocation"] = round(time.time() - wall_start, 1)

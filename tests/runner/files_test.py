@@ -108,6 +108,38 @@ def test_a_run_folder_refuses_a_run_with_other_options(tmp_path):
     assert saved["recipe"] == recipe and saved["options"]["train_images"] == 256
 
 
+def test_a_run_folder_continues_on_another_backend_only_when_asked(tmp_path, capsys):
+    import argparse
+
+    import keras
+    import pytest
+
+    recipe = {"family": "image_vae", "epochs": 3}
+    options = argparse.Namespace(epochs=None, evaluate_only=False, switch_backend=False)
+    files.check_identity(tmp_path, recipe, [3], options)
+    here = keras.backend.backend()
+    assert [b["backend"] for b in files.backends_used(tmp_path)] == [here]
+    assert "logical CPUs" in files.backends_used(tmp_path)[0]["hardware"]
+    # As if the run had been started on another backend.
+    saved = json.loads((tmp_path / "run.json").read_text())
+    saved.update(backend="other", backends=[{"backend": "other", "hardware": "elsewhere"}])
+    (tmp_path / "run.json").write_text(json.dumps(saved))
+    refused = rf"backend 'other' -> '{here}': pass --switch-backend"
+    with pytest.raises(files.RunFolderError, match=refused):
+        files.check_identity(tmp_path, recipe, [3], options)
+    switched = argparse.Namespace(**{**vars(options), "switch_backend": True})
+    files.check_identity(tmp_path, recipe, [3], switched)
+    assert f"trained on 'other'; continuing on '{here}'" in capsys.readouterr().out
+    used = files.backends_used(tmp_path)
+    assert [b["backend"] for b in used] == ["other", here] and used[0]["hardware"] == "elsewhere"
+    # From then on it is a run on this backend: resumed without the option.
+    files.check_identity(tmp_path, recipe, [3], options)
+    assert len(files.backends_used(tmp_path)) == 2
+    # Another recipe is still refused, with or without the option.
+    with pytest.raises(files.RunFolderError, match="epochs 3 -> 4"):
+        files.check_identity(tmp_path, {**recipe, "epochs": 4}, [3], switched)
+
+
 def _backed_up_model(run_dir, epochs):
     x, y = np.ones((8, 3), "float32"), np.ones((8, 1), "float32")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
