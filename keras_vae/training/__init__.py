@@ -17,6 +17,11 @@ Backend-neutral pieces of training live here too: `unpack_inputs` and
 `sample_weight` with a clear error) and
 `NaNGuard` with `with_nan_guard` (the divergence guard `fit` adds).
 
+The TensorFlow and JAX train steps run the model inside `narrow_convs()`
+(`keras_vae.training.narrow_conv`): stride-1 convolutions to few channels,
+such as a decoder's Bernoulli output layer, become one matmul and shifted
+sums, faster on the CPU (`KERAS_VAE_NARROW_CONV=0` turns it off).
+
 `compiles_decoders(num_draws)` and `CompiledDecoder(decoder)` serve
 importance-sampled evaluation (`ImportanceScorer`): on torch, whose
 `predict_on_batch` runs eagerly, a large evaluation decodes through

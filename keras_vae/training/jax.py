@@ -23,6 +23,7 @@ import keras
 
 from keras_vae.training.inputs import unpack_inputs
 from keras_vae.training.jax_conv_gradients import fast_conv_gradients
+from keras_vae.training.narrow_conv import narrow_convs
 
 
 def _updated_values(scope, variables, values):
@@ -122,7 +123,7 @@ class Trainer:
         ) = state
         x = unpack_inputs(data)
         grad_fn = jax.value_and_grad(self._stateless_loss_terms, has_aux=True)
-        with fast_conv_gradients():
+        with fast_conv_gradients(), narrow_convs():
             (_, (terms, non_trainable_variables)), gradients = grad_fn(
                 trainable_variables,
                 non_trainable_variables,

@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae.training.inputs import unpack_inputs
+from keras_vae.training.narrow_conv import narrow_convs
 
 TF_DATA_AUTOTUNE_ENV = "KERAS_VAE_TF_DATA_AUTOTUNE"
 
@@ -110,7 +111,7 @@ class Trainer:
 
     def train_step(self, data):
         x = unpack_inputs(data)
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, narrow_convs():
             terms = self.compute_loss_terms(x, training=True)
             loss = terms["loss"]
             if self.losses:
