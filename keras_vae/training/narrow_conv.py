@@ -38,8 +38,8 @@ NARROW_CONV_ENV = "KERAS_VAE_NARROW_CONV"
 
 
 def _plan(inputs, kernel, strides, padding, data_format, dilation_rate):
-    """`(pads, out_size)` per spatial axis where the matmul form applies,
-    else `None`."""
+    """The `(low, high)` padding of both spatial axes where the matmul form
+    applies, else `None`."""
     from keras.src.backend import standardize_data_format
 
     if len(inputs.shape) != 4 or len(kernel.shape) != 4:
@@ -136,8 +136,8 @@ def with_narrow_matmul(conv):
     >>> import numpy as np
     >>> from keras.src.backend import nn
     >>> fast = with_narrow_matmul(nn.conv)
-    >>> x = np.random.rand(2, 5, 5, 8).astype("float32")
-    >>> k = np.random.rand(3, 3, 8, 1).astype("float32")
+    >>> x = np.random.rand(2, 5, 5, 9).astype("float32")
+    >>> k = np.random.rand(3, 3, 9, 1).astype("float32")  # 9 taps x 1 <= 9 inputs
     >>> a = keras.ops.convert_to_numpy(fast(x, k, padding="same"))
     >>> b = keras.ops.convert_to_numpy(nn.conv(x, k, padding="same"))
     >>> bool(np.allclose(a, b, atol=1e-5))
