@@ -177,8 +177,7 @@ def check_identity(run_dir, recipe, key, options=None):
             f"continuing on {identity['backend']!r} (--switch-backend).",
             flush=True,
         )
-        used = saved.get("backends") or [{"backend": saved.get("backend")}]
-        used = used + [{"backend": identity["backend"], "hardware": hardware()}]
+        used = _backends(saved) + [{"backend": identity["backend"], "hardware": hardware()}]
         write_json(path, {**saved, "backend": identity["backend"], "backends": used})
 
 
@@ -194,7 +193,12 @@ def backends_used(run_dir):
     >>> backends_used(tempfile.mkdtemp())
     []
     """
-    saved = read_json(Path(run_dir) / IDENTITY_FILE) or {}
+    return _backends(read_json(Path(run_dir) / IDENTITY_FILE) or {})
+
+
+def _backends(saved):
+    """The backends list of a `run.json` dict; a run folder from before the
+    list existed has only its one `backend`."""
     if "backends" in saved:
         return saved["backends"]
     return [{"backend": saved["backend"]}] if "backend" in saved else []
