@@ -9,6 +9,7 @@ from keras_vae.compression.compression_error import CompressionError
 from keras_vae.compression.vae_codec import (
     SEED_NUM_WORDS,
     VAECodec,
+    check_gaussian_posterior,
     quantize_gaussian,
     quantize_probabilities,
     seed_words,
@@ -100,6 +101,7 @@ class HierarchicalVAECodec(VAECodec):
             raise CompressionError(
                 f"HierarchicalVAECodec needs a HierarchicalVAE, got a {type(model).__name__}."
             )
+        check_gaussian_posterior(model)
         self.latent_dim = model.latent_dim
         self.group_shapes = [tuple(shape) for shape in model.latent_shapes()]
         self.group_sizes = [math.prod(shape) for shape in self.group_shapes]

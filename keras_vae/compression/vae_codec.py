@@ -47,6 +47,17 @@ def seed_words(num_words=SEED_NUM_WORDS):
     return words
 
 
+def check_gaussian_posterior(model):
+    """Raises a `CompressionError` unless `model`'s posterior is the diagonal
+    Gaussian whose buckets bits-back coding pops and pushes."""
+    if getattr(model, "posterior", "gaussian") != "gaussian":
+        raise CompressionError(
+            "Bits-back coding needs a diagonal Gaussian posterior (posterior='gaussian'); "
+            f"this {type(model).__name__}'s posterior is {model.posterior!r} (a flow, whose "
+            "density the codec cannot discretise)."
+        )
+
+
 def quantize_probabilities(p, bits=PROBABILITY_BITS):
     """Rounds probabilities to multiples of `2**-bits`, kept in `(0, 1)`."""
     scale = float(1 << bits)
@@ -125,6 +136,7 @@ class VAECodec:
                 "Lossless compression needs a Bernoulli likelihood (binary images); "
                 f"this VAE's likelihood is {model.likelihood!r}."
             )
+        check_gaussian_posterior(model)
         self._setup(model, latent_bits, batch_size)
         self.latent_dim = model.latent_dim
 

@@ -8,6 +8,7 @@ from keras_vae.training import Trainer, check_fit_arguments, with_nan_guard
 from keras_vae.training.inputs import peek_inputs, to_numpy
 
 OBJECTIVES = ("elbo", "iwae")
+POSTERIORS = ("gaussian", "iaf")
 
 
 def check_objective(objective, num_importance_samples):
@@ -26,6 +27,42 @@ def check_objective(objective, num_importance_samples):
             f"`num_importance_samples={num_importance_samples}` needs "
             "`objective='iwae'` (the ELBO objective draws one sample)."
         )
+
+
+def check_posterior(posterior, flow_steps, flow_hidden_dims):
+    """Checks a posterior family and its flow's settings; returns
+    `(flow_steps, flow_hidden_dims)` as an int and a tuple of ints.
+
+    `posterior` must be one of `POSTERIORS`: `"gaussian"` (diagonal) takes
+    no flow (`flow_steps` `0`), `"iaf"` (an inverse autoregressive flow,
+    Kingma et al. 2016) `flow_steps >= 1`; `flow_steps=None` picks `2` for
+    `"iaf"` and `0` otherwise. Raises a `ValueError` naming the problem.
+    Shared by the models that offer flow posteriors (`VAE`,
+    `HierarchicalVAE`).
+
+    Example:
+
+    >>> check_posterior("iaf", None, [64])
+    (2, (64,))
+    """
+    if posterior not in POSTERIORS:
+        raise ValueError(f"`posterior` must be one of {POSTERIORS}, got {posterior!r}.")
+    if flow_steps is None:
+        flow_steps = 2 if posterior == "iaf" else 0
+    flow_steps = int(flow_steps)
+    flow_hidden_dims = tuple(int(d) for d in flow_hidden_dims)
+    if flow_steps < 0:
+        raise ValueError(f"`flow_steps` must be >= 0, got {flow_steps}.")
+    if posterior == "gaussian" and flow_steps > 0:
+        raise ValueError(
+            f"`flow_steps={flow_steps}` needs a flow posterior: pass "
+            "`posterior='iaf'`, or `flow_steps=0` for the Gaussian posterior."
+        )
+    if posterior == "iaf" and flow_steps == 0:
+        raise ValueError("`posterior='iaf'` needs `flow_steps` >= 1, got 0.")
+    if not flow_hidden_dims or min(flow_hidden_dims) < 1:
+        raise ValueError(f"`flow_hidden_dims` must be positive ints, got {flow_hidden_dims}.")
+    return flow_steps, flow_hidden_dims
 
 
 def check_count(name, value, allow_none=False):

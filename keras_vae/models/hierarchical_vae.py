@@ -6,11 +6,13 @@ import numpy as np
 from keras import layers, ops
 
 from keras_vae import losses
+from keras_vae.layers.inverse_autoregressive_flow import InverseAutoregressiveFlow
 from keras_vae.layers.residual_block import ResidualBlock
 from keras_vae.models.generative_model import (
     GenerativeModel,
     check_count,
     check_objective,
+    check_posterior,
 )
 from keras_vae.models.importance_scorer import ImportanceScorer
 
@@ -68,10 +70,20 @@ class HierarchicalVAE(GenerativeModel):
     connection (a 1x1 conv, upsampled and summed), and a residual head at
     the input resolution gives Bernoulli logits `p(x | z)`.
 
+    With `posterior="iaf"` each group's Gaussian draw `z0_l` then goes
+    through an inverse autoregressive flow (Kingma et al. 2016,
+    `InverseAutoregressiveFlow`) of `flow_steps` steps, applied at every
+    position of the map, autoregressive over the group's channels and
+    conditioned on a context that the posterior net reads from `h` and the
+    bottom-up activation (its receptive field spans neighbouring positions).
+    The group's density is `log q(z_l) = log N(z0_l) - log|det|` (the
+    Jacobian is block-diagonal over positions, triangular within one).
+
     The ELBO is `E_q[log p(x|z)] - sum_l E_q[KL(q(z_l|x, z_<l) || p(z_l|z_<l))]`
-    with each group's KL in closed form given the sampled groups above it;
-    the logs report it per group (`kl_1` the top group, ..., `kl_L`) and in
-    total (`kl_loss = kl_1 + ... + kl_L`). `objective="iwae"` trains the
+    with each group's KL in closed form given the sampled groups above it
+    (with a flow: the one-draw Monte Carlo estimate `log q(z_l|x, z_<l) -
+    log p(z_l|z_<l)`); the logs report it per group (`kl_1` the top group,
+    ..., `kl_L`) and in total (`kl_loss = kl_1 + ... + kl_L`). `objective="iwae"` trains the
     importance-weighted bound of Burda et al. (2016) with `k` samples of the
     joint posterior instead, with the estimator of `keras_vae.losses` that
     `log_likelihood` uses too.
@@ -117,6 +129,15 @@ class HierarchicalVAE(GenerativeModel):
             true KLs. A group whose KL stays under the floor for an epoch
             is reported by a logged warning naming it. ELBO objective
             only. Defaults to `0.0`.
+        posterior: `"gaussian"` (diagonal, per group) or `"iaf"` (each
+            group's Gaussian followed by an inverse autoregressive flow
+            over its channels). Defaults to `"gaussian"`.
+        flow_steps: int. Steps of each group's flow: `>= 1` with
+            `posterior="iaf"`, `0` with `"gaussian"`. Defaults to `None`:
+            `2` for `"iaf"`, `0` otherwise.
+        flow_hidden_dims: tuple of ints. Hidden units of each step's MADE
+            network (per position); the context has `flow_hidden_dims[0]`
+            channels. Ignored without a flow. Defaults to `(64, 64)`.
         seed: int or `None`. Seed of the model's noise. Defaults to `None`.
         **kwargs: Base model keyword arguments (`name`, `dtype`).
 
@@ -140,6 +161,15 @@ class HierarchicalVAE(GenerativeModel):
     (2, 28, 28, 1)
     >>> model.log_likelihood(x[:2], num_samples=4).shape
     (2,)
+
+    The same with an IAF posterior in every group:
+
+    >>> iaf = HierarchicalVAE(
+    ...     input_shape=(28, 28, 1), latent_channels=(2, 2), strides=(4, 2),
+    ...     hidden_channels=8, posterior="iaf", flow_steps=2,
+    ...     flow_hidden_dims=(16,), seed=0)
+    >>> iaf.elbo(x[:2]).shape
+    (2,)
     """
 
     def __init__(
@@ -153,6 +183,9 @@ class HierarchicalVAE(GenerativeModel):
         num_importance_samples=1,
         kl_warmup_steps=0,
         free_bits=0.0,
+        posterior="gaussian",
+        flow_steps=None,
+        flow_hidden_dims=(64, 64),
         seed=None,
         **kwargs,
     ):
@@ -167,6 +200,10 @@ class HierarchicalVAE(GenerativeModel):
         self.num_importance_samples = int(num_importance_samples)
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.free_bits = float(free_bits)
+        self.posterior = posterior
+        self.flow_steps, self.flow_hidden_dims = check_posterior(
+            posterior, flow_steps, flow_hidden_dims
+        )
         self.seed = seed
         self._check_arguments()
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -186,6 +223,11 @@ class HierarchicalVAE(GenerativeModel):
         """The `(height, width, channels)` of each latent group, top first."""
         height, width = self.input_shape_[:2]
         return [(height // s, width // s, c) for s, c in zip(self.strides, self.latent_channels)]
+
+    @property
+    def context_channels(self):
+        """Channels of each group's flow context (`0` without a flow)."""
+        return self.flow_hidden_dims[0] if self.posterior == "iaf" else 0
 
     @property
     def latent_dim(self):
@@ -274,7 +316,7 @@ class HierarchicalVAE(GenerativeModel):
         self.top_state = self.add_weight(
             shape=map_shape(self.strides[0]), initializer="zeros", name="top_state"
         )
-        self.priors, self.posteriors, self.projections = [], [], []
+        self.priors, self.posteriors, self.projections, self.flows = [], [], [], []
         self.top_down_cells, self.skips = [], []
         for group, (stride, depth) in enumerate(zip(self.strides, self.latent_channels), 1):
             state = map_shape(stride)
@@ -293,11 +335,18 @@ class HierarchicalVAE(GenerativeModel):
                     [
                         keras.Input(map_shape(stride, 2 * hidden)),
                         conv(hidden, 3, "hidden", activation="silu"),
-                        conv(2 * depth, 1, "params", zero=True),
+                        conv(2 * depth + self.context_channels, 1, "params", zero=True),
                     ],
                     name=f"posterior_{group}",
                 )
             )
+            if self.posterior == "iaf":
+                # float32 whatever the policy: log q(z|x) is full precision.
+                flow = InverseAutoregressiveFlow(
+                    self.flow_steps, self.flow_hidden_dims, dtype="float32", name=f"flow_{group}"
+                )
+                flow.build((None, depth), (None, self.context_channels))
+                self.flows.append(flow)
             projection = conv(hidden, 1, f"projection_{group}")
             projection.build((None,) + map_shape(stride, depth))
             projection.kernel.assign(projection.kernel * residual_scale)
@@ -312,6 +361,16 @@ class HierarchicalVAE(GenerativeModel):
         # Logits stay float32 under a mixed-precision policy.
         self.output_conv = conv(channels, 3, "output", dtype="float32")
         self.output_conv.build((None,) + map_shape(1))
+
+    def _flow(self, group, z0, context):
+        """Group `group`'s flow at every position of its map: `(z, log_det)`,
+        `z` in the compute dtype and `log_det` float32, both `z0`'s shape."""
+        depth = self.latent_channels[group]
+        flat_z = ops.reshape(ops.cast(z0, "float32"), (-1, depth))
+        flat_context = ops.reshape(ops.cast(context, "float32"), (-1, self.context_channels))
+        z, log_det = self.flows[group](flat_z, flat_context)
+        shape = ops.shape(z0)
+        return ops.cast(ops.reshape(z, shape), self.compute_dtype), ops.reshape(log_det, shape)
 
     def _bottom_up(self, x, training=False):
         """Bottom-up activations, a dict from stride to `(batch, h, w, hidden)`."""
@@ -349,7 +408,9 @@ class HierarchicalVAE(GenerativeModel):
 
         Returns `(logits, groups)`; `groups` holds one dict per group with
         `z`, `p_mean`, `p_log_var` and, from the posterior, `q_mean`,
-        `q_log_var`.
+        `q_log_var` (of the Gaussian before the flow, if any) and with a
+        flow `z0` (the Gaussian draw, or its mean) and `log_det` (the
+        flow's float32 log-Jacobian per coordinate, `z`'s shape).
         """
         h = ops.broadcast_to(
             ops.cast(self.top_state, self.compute_dtype)[None],
@@ -375,7 +436,12 @@ class HierarchicalVAE(GenerativeModel):
                 delta = self.posteriors[group](
                     ops.concatenate([h, activations[stride]], axis=-1), training=training
                 )
-                delta_mean, delta_raw = ops.split(delta, 2, axis=-1)
+                if self.flows:
+                    delta_mean, delta_raw, context = ops.split(
+                        delta, [depth, 2 * depth], axis=-1
+                    )
+                else:
+                    delta_mean, delta_raw = ops.split(delta, 2, axis=-1)
                 q_mean = p_mean + delta_mean
                 q_log_var = _soft_clamp(p_raw + delta_raw)
                 entry.update(q_mean=q_mean, q_log_var=q_log_var)
@@ -384,6 +450,9 @@ class HierarchicalVAE(GenerativeModel):
                     if mean_latents
                     else losses.reparameterize(q_mean, q_log_var, seed=seed, noise=eps)
                 )
+                if self.flows:
+                    entry["z0"] = z
+                    z, entry["log_det"] = self._flow(group, z, context)
             elif mean_latents or temperature == 0:
                 z = p_mean
             else:
@@ -411,8 +480,9 @@ class HierarchicalVAE(GenerativeModel):
         Returns a dict of per-draw vectors of length `num_samples * batch`,
         sample-major (draw `s` of example `b` at `s * batch + b`):
         `log_px_z`, `log_pz` (the joint prior density of all groups),
-        `log_qz` (the joint posterior density) and `kls`, one closed-form KL
-        per group given the sampled groups above it.
+        `log_qz` (the joint posterior density) and `kls`, one KL per group
+        given the sampled groups above it: in closed form, or with a flow
+        the draw's `log q(z_l | x, z_<l) - log p(z_l | z_<l)`.
         """
         activations = self._bottom_up(x, training=training)
         batch = ops.shape(x)[0]
@@ -424,19 +494,27 @@ class HierarchicalVAE(GenerativeModel):
         )
         log_pz, log_qz, kls = 0.0, 0.0, []
         for g in groups:
-            log_pz += _sum_over_map(
+            log_p = _sum_over_map(
                 losses.diagonal_gaussian_log_prob(g["z"], g["p_mean"], g["p_log_var"])
             )
-            log_qz += _sum_over_map(
-                losses.diagonal_gaussian_log_prob(g["z"], g["q_mean"], g["q_log_var"])
-            )
-            kls.append(
-                _sum_over_map(
-                    losses.diagonal_gaussian_kl(
-                        g["q_mean"], g["q_log_var"], g["p_mean"], g["p_log_var"]
+            if "log_det" in g:
+                log_q = _sum_over_map(
+                    losses.flow_log_prob(g["z0"], g["q_mean"], g["q_log_var"], g["log_det"])
+                )
+                kls.append(log_q - log_p)
+            else:
+                log_q = _sum_over_map(
+                    losses.diagonal_gaussian_log_prob(g["z"], g["q_mean"], g["q_log_var"])
+                )
+                kls.append(
+                    _sum_over_map(
+                        losses.diagonal_gaussian_kl(
+                            g["q_mean"], g["q_log_var"], g["p_mean"], g["p_log_var"]
+                        )
                     )
                 )
-            )
+            log_pz += log_p
+            log_qz += log_q
         return {
             "log_px_z": losses.bernoulli_log_likelihood(x, logits),
             "log_pz": log_pz,
@@ -478,13 +556,17 @@ class HierarchicalVAE(GenerativeModel):
 
     def call(self, inputs, training=None):
         activations = self._bottom_up(inputs, training=training)
+        batch = ops.shape(inputs)[0]
         logits, groups = self._top_down(
-            ops.shape(inputs)[0], activations, seed=self.seed_generator, training=training
+            batch, activations, seed=self.seed_generator, training=training
         )
+        codes = groups
+        if self.flows:  # `z_mean` is the flowed code, as `encode` gives it.
+            _, codes = self._top_down(batch, activations, mean_latents=True, training=training)
         return {
             "reconstruction": ops.sigmoid(logits),
-            "z_mean": self._flatten([g["q_mean"] for g in groups]),
-            "z_log_var": self._flatten([g["q_log_var"] for g in groups]),
+            "z_mean": self._flatten([g["z"] if self.flows else g["q_mean"] for g in codes]),
+            "z_log_var": self._flatten([g["q_log_var"] for g in codes]),
             "z": self._flatten([g["z"] for g in groups]),
         }
 
@@ -558,7 +640,9 @@ class HierarchicalVAE(GenerativeModel):
         """Posterior parameters of every group, top first (NumPy).
 
         Each group's `q(z_l | x, z_<l)` is computed with the groups above it
-        at their posterior means.
+        at their posterior means. With `posterior="iaf"`, `z_means` are the
+        flowed codes (each group's Gaussian mean through its flow, no noise)
+        and `z_log_vars` those of the Gaussians before the flows.
 
         Returns:
             `(z_means, z_log_vars)`: two lists with one array of shape
@@ -569,7 +653,7 @@ class HierarchicalVAE(GenerativeModel):
         def batch_encode(xb):
             activations = self._bottom_up(xb)
             _, groups = self._top_down(ops.shape(xb)[0], activations, mean_latents=True)
-            return tuple(g["q_mean"] for g in groups) + tuple(g["q_log_var"] for g in groups)
+            return tuple(g["z"] for g in groups) + tuple(g["q_log_var"] for g in groups)
 
         outputs = self._run_batched(batch_encode, [x], batch_size)
         return list(outputs[: self.num_groups]), list(outputs[self.num_groups :])
@@ -644,7 +728,8 @@ class HierarchicalVAE(GenerativeModel):
 
     def elbo(self, x, num_samples=1, batch_size=256, seed=None):
         """Per-example ELBO in nats, averaged over `num_samples` posterior
-        draws (closed-form KL of each group given the groups above it)."""
+        draws (closed-form KL of each group given the groups above it; a
+        Monte Carlo one with a flow posterior)."""
         x = self._checked(x)
         num_samples = check_count("num_samples", num_samples)
         generator = keras.random.SeedGenerator(seed)
@@ -659,7 +744,8 @@ class HierarchicalVAE(GenerativeModel):
     def group_kls(self, x, num_samples=1, batch_size=256, seed=None):
         """Per-example KL of each group in nats, `(n, num_groups)`, top first.
 
-        Column `l` is `KL(q(z_l | x, z_<l) || p(z_l | z_<l))` in closed form,
+        Column `l` is `KL(q(z_l | x, z_<l) || p(z_l | z_<l))` in closed form
+        (with a flow posterior: its Monte Carlo estimate `log q - log p`),
         averaged over `num_samples` draws of the groups above; the rows sum
         to the KL term of `elbo`.
         """
@@ -784,7 +870,7 @@ class HierarchicalVAE(GenerativeModel):
         activations = self._bottom_up(inputs)
         _, groups = self._top_down(ops.shape(inputs)[0], activations, mean_latents=True)
         return {
-            "z_mean": self._flatten([g["q_mean"] for g in groups]),
+            "z_mean": self._flatten([g["z"] for g in groups]),
             "z_log_var": self._flatten([g["q_log_var"] for g in groups]),
         }
 
@@ -830,6 +916,9 @@ class HierarchicalVAE(GenerativeModel):
             "num_importance_samples": self.num_importance_samples,
             "kl_warmup_steps": self.kl_warmup_steps,
             "free_bits": self.free_bits,
+            "posterior": self.posterior,
+            "flow_steps": self.flow_steps,
+            "flow_hidden_dims": self.flow_hidden_dims,
             "seed": self.seed,
         }
 

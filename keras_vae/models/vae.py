@@ -10,12 +10,12 @@ from keras_vae.models.generative_model import (
     GenerativeModel,
     check_count,
     check_objective,
+    check_posterior,
 )
 from keras_vae.models.importance_scorer import ImportanceScorer
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHITECTURES = ("conv", "mlp")
-POSTERIORS = ("gaussian", "iaf")
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -150,10 +150,9 @@ class VAE(GenerativeModel):
             self.loss_term_names = type(self).loss_term_names + ("iwae_loss",)
         super().__init__(**kwargs)
         self.posterior = posterior
-        if flow_steps is None:
-            flow_steps = 2 if posterior == "iaf" else 0
-        self.flow_steps = int(flow_steps)
-        self.flow_hidden_dims = tuple(int(d) for d in flow_hidden_dims)
+        self.flow_steps, self.flow_hidden_dims = check_posterior(
+            posterior, flow_steps, flow_hidden_dims
+        )
         self.objective = objective
         if num_importance_samples is None:
             num_importance_samples = 5 if objective == "iwae" else 1
@@ -224,21 +223,6 @@ class VAE(GenerativeModel):
         self._check_posterior_and_objective()
 
     def _check_posterior_and_objective(self):
-        if self.posterior not in POSTERIORS:
-            raise ValueError(f"`posterior` must be one of {POSTERIORS}, got {self.posterior!r}.")
-        if self.flow_steps < 0:
-            raise ValueError(f"`flow_steps` must be >= 0, got {self.flow_steps}.")
-        if self.posterior == "gaussian" and self.flow_steps > 0:
-            raise ValueError(
-                f"`flow_steps={self.flow_steps}` needs a flow posterior: pass "
-                "`posterior='iaf'`, or `flow_steps=0` for the Gaussian posterior."
-            )
-        if self.posterior == "iaf" and self.flow_steps == 0:
-            raise ValueError("`posterior='iaf'` needs `flow_steps` >= 1, got 0.")
-        if not self.flow_hidden_dims or min(self.flow_hidden_dims) < 1:
-            raise ValueError(
-                f"`flow_hidden_dims` must be positive ints, got {self.flow_hidden_dims}."
-            )
         check_objective(self.objective, self.num_importance_samples)
         if self.objective == "iwae" and self.free_bits > 0:
             raise ValueError(

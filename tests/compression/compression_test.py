@@ -127,6 +127,19 @@ def test_bad_inputs_name_the_problem(tiny):
         compression.compress(unsupported, images)
 
 
+def test_flow_posteriors_are_refused_by_name():
+    flow = {"posterior": "iaf", "flow_hidden_dims": (4,)}
+    flows = [
+        kv.VAE(input_shape=(4, 4, 1), latent_dim=2, architecture="mlp", hidden_dims=(8,), **flow),
+        kv.HierarchicalVAE(
+            input_shape=(8, 8, 1), latent_channels=(1, 1), strides=(4, 2), hidden_channels=2, **flow
+        ),
+    ]
+    for model in flows:
+        with pytest.raises(CompressionError, match="posterior is 'iaf'"):
+            compression.compress(model, np.zeros((1, *model.input_shape_), "uint8"))
+
+
 def test_missing_constriction_names_the_extra(tiny, monkeypatch):
     model, images, _ = tiny
     monkeypatch.setitem(sys.modules, "constriction", None)

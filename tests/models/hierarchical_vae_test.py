@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_vae as kv
+from keras_vae import losses
 from keras_vae.models import HierarchicalVAE
 from tests.test_case import (
     assert_config_round_trip,
@@ -185,6 +186,11 @@ def test_serving_protocol_matches_the_verbs(model):
         ({"objective": "iwae", "num_importance_samples": 0}, "num_importance_samples"),
         ({"num_importance_samples": 5}, "objective='iwae'"),
         ({"objective": "iwae", "num_importance_samples": 2, "free_bits": 1.0}, "free_bits"),
+        ({"posterior": "maf"}, "`posterior` must be one of"),
+        ({"posterior": "iaf", "flow_steps": 0}, "needs `flow_steps` >= 1"),
+        ({"flow_steps": 2}, "needs a flow posterior"),
+        ({"posterior": "iaf", "flow_steps": -1}, "`flow_steps` must be >= 0"),
+        ({"posterior": "iaf", "flow_hidden_dims": ()}, "flow_hidden_dims"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, message):
@@ -240,6 +246,79 @@ def test_runner_builds_it_from_a_recipe_and_measures_each_group(model):
     np.testing.assert_allclose(metrics["test_kl_per_group"], kls.mean(axis=0), rtol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def iaf_model():
+    return trained(small_hvae(posterior="iaf", flow_steps=2, flow_hidden_dims=(6,)), epochs=2)
+
+
+def _flow_jacobian(model, group, z0, context, eps=1e-2):
+    """`d z / d z0` of group `group`'s flow by central differences (NumPy),
+    over the flattened `(h, w, c)` map of one example."""
+    def flowed(z):
+        out, _ = model._flow(group, z[None], context)
+        return keras.ops.convert_to_numpy(out)[0].ravel().astype("float64")
+
+    size = z0.size
+    jacobian = np.zeros((size, size))
+    for i in range(size):
+        step = np.zeros(size, "float32")
+        step[i] = eps
+        plus, minus = z0 + step.reshape(z0.shape), z0 - step.reshape(z0.shape)
+        jacobian[:, i] = (flowed(plus) - flowed(minus)) / (2 * eps)
+    return jacobian
+
+
+@pytest.mark.parametrize("flow_steps", [1, 2])
+def test_iaf_flow_is_per_position_autoregressive_with_the_logged_log_det(flow_steps):
+    model = small_hvae(posterior="iaf", flow_steps=flow_steps, flow_hidden_dims=(6,))
+    rng = np.random.default_rng(flow_steps)
+    for weight in model.flows[1].weights:  # A flow far from the identity.
+        weight.assign(rng.normal(0.0, 0.5, weight.shape).astype("float32"))
+    h, w, c = SHAPES[1]
+    z0 = rng.standard_normal((h, w, c)).astype("float32")
+    context = rng.standard_normal((1, h, w, model.context_channels)).astype("float32")
+    jacobian = _flow_jacobian(model, 1, z0, context)
+    _, log_det = model._flow(1, z0[None], context)
+    log_det = keras.ops.convert_to_numpy(log_det)[0].reshape(h * w, c)
+    blocks = jacobian.reshape(h * w, c, h * w, c)
+    for p in range(h * w):
+        off_position = np.delete(blocks[p], p, axis=1)
+        np.testing.assert_allclose(off_position, 0.0, atol=1e-3)  # positions independent
+        block = blocks[p, :, p, :]
+        if flow_steps == 1:  # one MADE in order 1..c: triangular, the mask
+            np.testing.assert_allclose(np.triu(block, 1), 0.0, atol=1e-3)
+        # The change of variables: log|det| of the block is the logged sum.
+        np.testing.assert_allclose(
+            np.linalg.slogdet(block)[1], log_det[p].sum(), rtol=2e-2, atol=2e-2
+        )
+
+
+def test_iaf_posterior_density_bounds_and_round_trip(iaf_model, tmp_path):
+    model = iaf_model
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal((4, model.latent_dim)).astype("float32")
+    draws = model._posterior_pass(X[:4], 1, noise=model._split(noise))
+    _, groups = model._top_down(4, model._bottom_up(X[:4]), noise=model._split(noise))
+    expected = 0.0
+    for g in groups:  # log q = log N(z0) - log|det| of every group's flow
+        gauss = keras.ops.convert_to_numpy(
+            losses.diagonal_gaussian_log_prob(g["z0"], g["q_mean"], g["q_log_var"])
+        )
+        log_det = keras.ops.convert_to_numpy(g["log_det"]).sum(axis=-1)
+        expected = expected + (gauss - log_det).reshape(4, -1).sum(axis=1)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(draws["log_qz"]), expected, rtol=1e-5)
+    # The importance-sampled bound is tighter than the ELBO (Monte Carlo KLs).
+    elbo = model.elbo(X, num_samples=20, seed=0)
+    assert model.log_likelihood(X, num_samples=200).mean() > elbo.mean() + 0.1
+    # encode gives the flowed codes, which decode back to the reconstruction.
+    z_means, _ = model.encode(X[:3])
+    np.testing.assert_allclose(model.decode(z_means), model.reconstruct(X[:3]), atol=1e-5)
+    model.save(tmp_path / "iaf.keras")
+    loaded = keras.saving.load_model(tmp_path / "iaf.keras", safe_mode=True)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded.elbo(X[:4], seed=3), model.elbo(X[:4], seed=3), atol=1e-5)
+
+
 @pytest.mark.slow
 def test_export_signatures_answer(model, tmp_path):
     import tensorflow as tf
@@ -261,7 +340,9 @@ def test_export_signatures_answer(model, tmp_path):
 
 
 @pytest.mark.slow
-def test_weights_and_keras_file_work_on_other_backends(model, tmp_path):
+@pytest.mark.parametrize("posterior", ["gaussian", "iaf"])
+def test_weights_and_keras_file_work_on_other_backends(posterior, model, iaf_model, tmp_path):
+    model = iaf_model if posterior == "iaf" else model
     reports = run_on_other_backends(model, X[:16], "reconstruct", tmp_path, atol=1e-5, step=-1)
     assert tuple(reports) == ring_backends(-1)
     for report in reports.values():
