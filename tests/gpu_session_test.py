@@ -28,7 +28,7 @@ def test_smoke_options_shrink_every_phase():
     assert smoke.budget_s < full.budget_s and smoke.bench_s < full.bench_s
     assert "--epochs" in smoke.train and full.train == []
     assert smoke.run_dir != full.run_dir  # a smoke run never touches the real run folder
-    assert full.run_dir == "runs/hvae_binarized_mnist"
+    assert full.run_dir == "zoo/training_state/hvae_binarized_mnist"
 
 
 def test_budget_must_exceed_margin():

@@ -86,7 +86,7 @@ if [ $UNTRACK = 1 ]; then
 fi
 
 # 4. What travels.
-carried=(.whl .gpu_data runs/hvae_binarized_mnist)
+carried=(.whl .gpu_data)  # the run folder, zoo/training_state/, is tracked: it travels anyway
 total=$(
   { git ls-files -z --cached --others --exclude-standard; \
     for c in "${carried[@]}"; do if [ -e "$c" ]; then find "$c" -type f -print0; fi; done; } |

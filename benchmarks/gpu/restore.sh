@@ -7,9 +7,10 @@
 #    tree: it stops and says so), and puts back in the index any that prepare.sh --untrack
 #    removed (only paths staged as deleted).
 # 2. With FILES_AT (the `files_at` folder of the run call's reply, holding what came back
-#    from $OUT): checks and unpacks hvae_run.tar.gz (or its .partNN files) into runs/ (an
-#    existing run folder is first renamed to <name>.before-<time>, never deleted), removes a
-#    stale run.lock, and copies results.json and session.log into
+#    from $OUT): checks and unpacks hvae_run.tar.gz (or its .partNN files) where the run
+#    folder was (zoo/training_state/ or runs/; an existing one is first moved to
+#    runs/<name>.before-<time>, never deleted), removes a stale run.lock, and copies
+#    results.json and session.log into
 #    benchmarks/gpu/results/<UTC time>/ for the record.
 # Idempotent: with nothing in the stash and no FILES_AT it does nothing.
 set -euo pipefail
@@ -65,10 +66,11 @@ have=$(sha256sum "$tmp/run.tar.gz" | cut -d' ' -f1)
 [ "$want" = "$have" ] || { echo "restore.sh: run tar checksum differs" >&2; exit 1; }
 mkdir -p "$tmp/x"
 tar -xzf "$tmp/run.tar.gz" -C "$tmp/x"
-for folder in "$tmp"/x/runs/*; do
-  name=runs/$(basename "$folder")
-  if [ -e "$name" ]; then mv "$name" "$name.before-$stamp"; fi
-  mkdir -p runs
+for folder in "$tmp"/x/runs/* "$tmp"/x/zoo/training_state/*; do
+  [ -e "$folder" ] || continue
+  name=${folder#"$tmp"/x/}
+  mkdir -p runs "$(dirname "$name")"
+  if [ -e "$name" ]; then mv "$name" "runs/$(basename "$name").before-$stamp"; fi
   mv "$folder" "$name"
   rm -f "$name/run.lock"
   echo "run folder: $name"

@@ -16,9 +16,11 @@ by then, `--margin-s` before it at the latest for the packing):
    test subset (`benchmarks/gpu/worker.py`);
 3. the remaining minutes train `hvae_binarized_mnist` on JAX with the
    project's runner, `python -m zoo.train hvae_binarized_mnist --run-dir
-   runs/hvae_binarized_mnist --output runs/hvae_binarized_mnist_preset
-   --switch-backend` (the carried run folder may have been trained on
-   another backend: the CPU sessions train it on TensorFlow),
+   zoo/training_state/hvae_binarized_mnist --output
+   runs/hvae_binarized_mnist_preset --switch-backend` (the run folder is
+   committed in the repository, so it travels with the working tree; it may
+   have been trained on another backend: the CPU sessions train it on
+   TensorFlow),
    stopped with SIGINT (the runner keeps its last finished epoch) before
    the budget ends. The run folder is then packed into
    `OUT/hvae_run.tar.gz` (split into `.partNN` files of 15 MiB if larger)
@@ -286,7 +288,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.worker = []
     args.train = []
-    args.run_dir = "runs/hvae_binarized_mnist"
+    args.run_dir = "zoo/training_state/hvae_binarized_mnist"
     args.preset_out = "runs/hvae_binarized_mnist_preset"
     if args.smoke:
         for key, value in SMOKE.items():
