@@ -83,10 +83,10 @@ class HierarchicalVAE(GenerativeModel):
     with each group's KL in closed form given the sampled groups above it
     (with a flow: the one-draw Monte Carlo estimate `log q(z_l|x, z_<l) -
     log p(z_l|z_<l)`); the logs report it per group (`kl_1` the top group,
-    ..., `kl_L`) and in total (`kl_loss = kl_1 + ... + kl_L`). `objective="iwae"` trains the
-    importance-weighted bound of Burda et al. (2016) with `k` samples of the
-    joint posterior instead, with the estimator of `keras_vae.losses` that
-    `log_likelihood` uses too.
+    ..., `kl_L`) and in total (`kl_loss = kl_1 + ... + kl_L`).
+    `objective="iwae"` trains the importance-weighted bound of Burda et al.
+    (2016) with `k` samples of the joint posterior instead, with the
+    estimator of `keras_vae.losses` that `log_likelihood` uses too.
 
     Stability: log-variances are soft-clamped to `(-10, 10)`
     (`10 * tanh(v / 10)`); the posterior starts equal to the prior (the
