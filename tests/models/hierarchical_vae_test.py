@@ -308,8 +308,8 @@ def test_iaf_posterior_density_bounds_and_round_trip(iaf_model, tmp_path):
         expected = expected + (gauss - log_det).reshape(4, -1).sum(axis=1)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(draws["log_qz"]), expected, rtol=1e-5)
     # The importance-sampled bound is tighter than the ELBO (Monte Carlo KLs).
-    elbo = model.elbo(X, num_samples=20, seed=0)
-    assert model.log_likelihood(X, num_samples=200).mean() > elbo.mean() + 0.1
+    elbo = model.elbo(X[:16], num_samples=20, seed=0)
+    assert model.log_likelihood(X[:16], num_samples=100).mean() > elbo.mean() + 0.1
     # encode gives the flowed codes, which decode back to the reconstruction.
     z_means, _ = model.encode(X[:3])
     np.testing.assert_allclose(model.decode(z_means), model.reconstruct(X[:3]), atol=1e-5)
@@ -340,10 +340,12 @@ def test_export_signatures_answer(model, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("posterior", ["gaussian", "iaf"])
-def test_weights_and_keras_file_work_on_other_backends(posterior, model, iaf_model, tmp_path):
-    model = iaf_model if posterior == "iaf" else model
-    reports = run_on_other_backends(model, X[:16], "reconstruct", tmp_path, atol=1e-5, step=-1)
+def test_weights_and_keras_file_work_on_other_backends(iaf_model, tmp_path):
+    # The IAF model holds every layer of the Gaussian one (its posterior nets
+    # are one conv wider) and the flows: one subprocess covers both.
+    reports = run_on_other_backends(
+        iaf_model, X[:16], "reconstruct", tmp_path, atol=1e-5, step=-1
+    )
     assert tuple(reports) == ring_backends(-1)
     for report in reports.values():
         assert report["keras_max_diff"] <= 1e-5 and report["weights_max_diff"] <= 1e-5
