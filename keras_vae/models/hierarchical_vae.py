@@ -497,7 +497,7 @@ class HierarchicalVAE(GenerativeModel):
             log_p = _sum_over_map(
                 losses.diagonal_gaussian_log_prob(g["z"], g["p_mean"], g["p_log_var"])
             )
-            if "log_det" in g:
+            if self.flows:
                 log_q = _sum_over_map(
                     losses.flow_log_prob(g["z0"], g["q_mean"], g["q_log_var"], g["log_det"])
                 )
