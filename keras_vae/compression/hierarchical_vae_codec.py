@@ -68,6 +68,14 @@ class HierarchicalVAECodec(VAECodec):
     `batch_size` images'. `ramp` is measured on the first image (1.5 times
     its popped bits over its net bits) and stored in the stream's header.
 
+    A PixelCNN head (`num_autoregressive_layers > 0`) codes the pixels in
+    raster order with `p(x_i | x_<i, z)`: decompressing pops one position
+    of every image of the step at a time and runs the head again on the
+    pixels decoded so far, `height * width` compiled passes of the head per
+    step, and compressing runs the same loop on the known image (so both
+    sides compute the same floats). That is much slower than one pass per
+    step; the cost per image is the model's lower negative ELBO.
+
     Args:
         model: a `keras_vae.HierarchicalVAE`.
         latent_bits: int. `log2` of the number of buckets per latent
@@ -117,6 +125,8 @@ class HierarchicalVAECodec(VAECodec):
         self._prior_passes = [_group_pass(model, group, "prior") for group in groups]
         self._posterior_passes = [_group_pass(model, group, "posterior") for group in groups]
         self._likelihood_pass = _group_pass(model, model.num_groups, "likelihood")
+        if model.autoregressive_layers:
+            self._head_pass = _group_pass(model, model.num_groups, "head")
 
     # ------------------------------------------------------------------
     # Model passes (padded batches of `batch_size`), float64 results.
@@ -169,6 +179,62 @@ class HierarchicalVAECodec(VAECodec):
         logits = logits.reshape(len(x), self.num_pixels)
         return quantize_probabilities(1.0 / (1.0 + np.exp(-logits)))
 
+    def _autoregressive_pixels(self, size, latents, visit):
+        """Runs a PixelCNN head position by position (raster order) over a
+        padded batch whose pixels start at 0. At each position,
+        `visit(position, p)` gets the quantised probabilities `(size,
+        channels)` of its pixels given the pixels before it and returns
+        their 0/1 values, which fill the batch before the next position.
+        Compressing and decompressing run this same loop, so both sides
+        compute the same floats (a causal convolution's output does not
+        depend on later pixels in exact arithmetic, but might in the last
+        bit with the real image there instead of zeros)."""
+        height, width, channels = self.model.input_shape_
+        empty = np.zeros((self.batch_size, height, width, channels), np.float32)
+        h, base = self._likelihood_pass.predict_on_batch([empty, *latents])
+        pixels = empty.copy()
+        for position in range(height * width):
+            row, column = divmod(position, width)
+            logits = self._head_pass.predict_on_batch([pixels, h, base])
+            logits = np.asarray(logits, np.float64)[:size, row, column, :]
+            p = quantize_probabilities(1.0 / (1.0 + np.exp(-logits)))
+            pixels[:size, row, column, :] = visit(position, p)
+
+    def _push_pixels(self, coder, x, xb, latents, size):
+        """Pushes the pixels of `x` (0/1 bytes `(size, num_pixels)`) with
+        `p(x | z)`; with a PixelCNN head in position-major order, so that
+        `_pop_pixels` pops position 0 of every image first."""
+        if not self.model.autoregressive_layers:
+            p = self._pixel_probabilities(xb, latents)
+            coder.encode_reverse(x.ravel().astype(np.int32), self._pixels, p[:size].ravel())
+            return
+        values = x.reshape(size, -1, self.model.input_shape_[-1])
+        probabilities = []
+
+        def known(position, p):
+            probabilities.append(p)
+            return values[:, position]
+
+        self._autoregressive_pixels(size, latents, known)
+        ordered = np.transpose(values, (1, 0, 2)).ravel().astype(np.int32)
+        coder.encode_reverse(ordered, self._pixels, np.stack(probabilities).ravel())
+
+    def _pop_pixels(self, coder, latents, size):
+        """Inverse of `_push_pixels`: 0/1 bytes `(size, num_pixels)`."""
+        shape = self.model.input_shape_
+        if not self.model.autoregressive_layers:
+            empty = np.zeros((self.batch_size, *shape), np.float32)
+            p = self._pixel_probabilities(empty, latents)
+            return coder.decode(self._pixels, p[:size].ravel()).astype(np.uint8)
+        decoded = np.zeros((size, shape[0] * shape[1], shape[2]), np.uint8)
+
+        def pop(position, p):
+            decoded[:, position] = coder.decode(self._pixels, p.ravel()).reshape(p.shape)
+            return decoded[:, position]
+
+        self._autoregressive_pixels(size, latents, pop)
+        return decoded
+
     # ------------------------------------------------------------------
     # Coding.
 
@@ -201,8 +267,7 @@ class HierarchicalVAECodec(VAECodec):
                 buckets.append(chosen)
                 above.append(self._centres(prior, chosen, size))
             popped = before - coder.num_bits()
-            p = self._pixel_probabilities(xb, above)
-            coder.encode_reverse(x.ravel().astype(np.int32), self._pixels, p[:size].ravel())
+            self._push_pixels(coder, x, xb, above, size)
             # One call pushes z_L ... z_1 (z_1 on top): the decoder pops them
             # in the order of `buckets`.
             coder.encode_reverse(np.concatenate(buckets), self._prior)
@@ -230,8 +295,7 @@ class HierarchicalVAECodec(VAECodec):
             for group in range(self.model.num_groups):
                 priors.append(self._prior_params(group, empty, above))
                 above.append(self._centres(priors[-1], buckets[group], size))
-            p = self._pixel_probabilities(empty, above)
-            x = coder.decode(self._pixels, p[:size].ravel()).astype(np.uint8)
+            x = self._pop_pixels(coder, above, size)
             bits[start : start + size] = x.reshape(size, self.num_pixels)
             xb = self._padded(bits[start : start + size], shape)
             for group in reversed(range(self.model.num_groups)):
@@ -262,7 +326,9 @@ class _GroupPass(keras.Model):
     run by `predict_on_batch` (compiled). `mode`: `"prior"` gives group
     `group`'s `(p_mean, p_log_var)` (`x` unused), `"posterior"` its
     `(q_mean, q_log_var)`, `"likelihood"` the pixel logits given every
-    group. Kept out of the model's tracking, as its `ImportanceScorer`.
+    group (`x` unused; with a PixelCNN head the head's input features and
+    the factorised logits `(h, base)` instead), `"head"` the logits of a
+    PixelCNN head from `[pixels, h, base]`. Kept out of the model's tracking, as its `ImportanceScorer`.
     Built on construction (no weights of its own), so that Keras' JAX
     `predict_on_batch` does not run `call` eagerly before compiling it."""
 
@@ -272,12 +338,18 @@ class _GroupPass(keras.Model):
         self.built = True
 
     def call(self, inputs):
+        if self.mode == "head":
+            pixels, h, base = inputs
+            return base + self.vae._autoregressive_logits(h, pixels)
         x, above = inputs[0], list(inputs[1:])
         batch = keras.ops.shape(x)[0]
         activations = self.vae._bottom_up(x) if self.mode == "posterior" else None
-        logits, groups = self.vae._top_down(batch, activations, latents=above, mean_latents=True)
+        h, groups = self.vae._top_down_features(
+            batch, activations, above, None, 1.0, True, None, False
+        )
         if self.mode == "likelihood":
-            return logits
+            logits = self.vae.output_conv(h)
+            return (h, logits) if self.vae.autoregressive_layers else logits
         entry = groups[self.group]
         if self.mode == "prior":
             return entry["p_mean"], entry["p_log_var"]

@@ -2,6 +2,7 @@
 
 from keras_vae.layers.depth_to_space import DepthToSpace
 from keras_vae.layers.inverse_autoregressive_flow import InverseAutoregressiveFlow
+from keras_vae.layers.masked_conv_2d import MaskedConv2D
 from keras_vae.layers.masked_dense import MaskedDense
 from keras_vae.layers.residual_block import ResidualBlock
 from keras_vae.layers.sampling import Sampling
@@ -14,6 +15,7 @@ from keras_vae.layers.vocabulary import Vocabulary
 __all__ = [
     "DepthToSpace",
     "InverseAutoregressiveFlow",
+    "MaskedConv2D",
     "MaskedDense",
     "ResidualBlock",
     "Sampling",

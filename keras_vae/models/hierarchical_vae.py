@@ -7,6 +7,7 @@ from keras import layers, ops
 
 from keras_vae import losses
 from keras_vae.layers.inverse_autoregressive_flow import InverseAutoregressiveFlow
+from keras_vae.layers.masked_conv_2d import MaskedConv2D
 from keras_vae.layers.residual_block import ResidualBlock
 from keras_vae.models.generative_model import (
     GenerativeModel,
@@ -138,8 +139,25 @@ class HierarchicalVAE(GenerativeModel):
         flow_hidden_dims: tuple of ints. Hidden units of each step's MADE
             network (per position); the context has `flow_hidden_dims[0]`
             channels. Ignored without a flow. Defaults to `(64, 64)`.
+        num_autoregressive_layers: int. Causal convolutions of a PixelCNN
+            output head (`MaskedConv2D`: a 5x5 type-A one reading the
+            image, then 3x3 type-B residual ones, `hidden_channels` wide),
+            conditioned on the top-down features: `p(x | z) = prod_i
+            p(x_i | x_<i, z)` in raster order (PixelVAE, Gulrajani et al.
+            2017; VLAE, Chen et al. 2017). Its small receptive field models
+            the local pixel correlations and leaves the global content to
+            the latents. Scoring (`elbo`, `log_likelihood`, training) is
+            one pass; `decode`, `reconstruct` and `sample` draw the pixels
+            one at a time (`height * width` passes of the head). `0`: the
+            pixels are independent given the latents. Defaults to `0`.
         seed: int or `None`. Seed of the model's noise. Defaults to `None`.
         **kwargs: Base model keyword arguments (`name`, `dtype`).
+
+    With `num_autoregressive_layers > 0` the images of `decode`,
+    `reconstruct` and the export's `decode` / `reconstruct` are drawn
+    greedily (each pixel on when its probability given the pixels before it
+    exceeds 1/2) and `sample` draws each pixel from its conditional; all
+    return each pixel's conditional probability along the image drawn.
 
     Example:
 
@@ -170,6 +188,16 @@ class HierarchicalVAE(GenerativeModel):
     ...     flow_hidden_dims=(16,), seed=0)
     >>> iaf.elbo(x[:2]).shape
     (2,)
+
+    With a PixelCNN head of two causal convolutions:
+
+    >>> pixel = HierarchicalVAE(
+    ...     input_shape=(28, 28, 1), latent_channels=(2, 2), strides=(4, 2),
+    ...     hidden_channels=8, num_autoregressive_layers=2, seed=0)
+    >>> pixel.log_likelihood(x[:2], num_samples=4).shape
+    (2,)
+    >>> pixel.sample(2, seed=0).shape
+    (2, 28, 28, 1)
     """
 
     def __init__(
@@ -186,6 +214,7 @@ class HierarchicalVAE(GenerativeModel):
         posterior="gaussian",
         flow_steps=None,
         flow_hidden_dims=(64, 64),
+        num_autoregressive_layers=0,
         seed=None,
         **kwargs,
     ):
@@ -204,6 +233,7 @@ class HierarchicalVAE(GenerativeModel):
         self.flow_steps, self.flow_hidden_dims = check_posterior(
             posterior, flow_steps, flow_hidden_dims
         )
+        self.num_autoregressive_layers = int(num_autoregressive_layers)
         self.seed = seed
         self._check_arguments()
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -267,6 +297,11 @@ class HierarchicalVAE(GenerativeModel):
                     f"the one above it; group {group + 1}'s stride {below} does not divide "
                     f"group {group}'s {above} (strides {self.strides})."
                 )
+        if self.num_autoregressive_layers < 0:
+            raise ValueError(
+                "`num_autoregressive_layers` must be >= 0 (0: pixels independent given "
+                f"the latents), got {self.num_autoregressive_layers}."
+            )
         if self.hidden_channels < 1 or self.num_cells < 0:
             raise ValueError(
                 "`hidden_channels` must be >= 1 and `num_cells` >= 0, got "
@@ -361,6 +396,22 @@ class HierarchicalVAE(GenerativeModel):
         # Logits stay float32 under a mixed-precision policy.
         self.output_conv = conv(channels, 3, "output", dtype="float32")
         self.output_conv.build((None,) + map_shape(1))
+        self.autoregressive_layers = []
+        if self.num_autoregressive_layers:
+            # A PixelCNN head: a 5x5 type-A causal conv reads the image,
+            # type-B 3x3 residual convs follow, each pixel's logit adds a
+            # zero-initialised 1x1 readout (it starts as the factorised head).
+            first = MaskedConv2D(hidden, 5, mask_type="A", name="autoregressive_input")
+            first.build((None,) + self.input_shape_)
+            self.autoregressive_layers.append(first)
+            for i in range(1, self.num_autoregressive_layers):
+                block = MaskedConv2D(hidden, 3, mask_type="B", name=f"autoregressive_{i}")
+                block.build((None,) + map_shape(1))
+                self.autoregressive_layers.append(block)
+            self.autoregressive_output = conv(
+                channels, 1, "autoregressive_output", zero=True, dtype="float32"
+            )
+            self.autoregressive_output.build((None,) + map_shape(1))
 
     def _flow(self, group, z0, context):
         """Group `group`'s flow at every position of its map: `(z, log_det)`,
@@ -396,8 +447,11 @@ class HierarchicalVAE(GenerativeModel):
         mean_latents=False,
         seed=None,
         training=False,
+        pixels=None,
+        pixel_noise=None,
     ):
-        """Runs the top-down path from the top group down.
+        """Runs the top-down path from the top group down, then the output
+        head: `(logits, groups)`.
 
         Group `l`'s latent is `latents[l]` when given; otherwise it is drawn
         from the posterior when `activations` (the bottom-up path's) are
@@ -406,12 +460,34 @@ class HierarchicalVAE(GenerativeModel):
         `noise` is given, else the generator `seed`; `mean_latents=True`
         takes the mean instead.
 
-        Returns `(logits, groups)`; `groups` holds one dict per group with
-        `z`, `p_mean`, `p_log_var` and, from the posterior, `q_mean`,
-        `q_log_var` (of the Gaussian before the flow, if any) and with a
-        flow `z0` (the Gaussian draw, or its mean) and `log_det` (the
-        flow's float32 log-Jacobian per coordinate, `z`'s shape).
+        The Bernoulli logits are the factorised head's; with an
+        autoregressive head, those of `p(x_i | x_<i, z)` given `pixels`
+        (teacher forcing: the image scored) or, without `pixels`, of the
+        pixels generated one at a time (`_generate`: from `pixel_noise`,
+        standard normal noise of the image's shape, or greedily).
+
+        `groups` holds one dict per group with `z`, `p_mean`, `p_log_var`
+        and, from the posterior, `q_mean`, `q_log_var` (of the Gaussian
+        before the flow, if any) and with a flow `z0` (the Gaussian draw, or
+        its mean) and `log_det` (the flow's float32 log-Jacobian per
+        coordinate, `z`'s shape).
         """
+        h, groups = self._top_down_features(
+            batch, activations, latents, noise, temperature, mean_latents, seed, training
+        )
+        logits = self.output_conv(h)
+        if self.autoregressive_layers:
+            if pixels is None:
+                logits = self._generate(h, logits, pixel_noise)
+            else:
+                logits = logits + self._autoregressive_logits(h, pixels)
+        return logits, groups
+
+    def _top_down_features(
+        self, batch, activations, latents, noise, temperature, mean_latents, seed, training
+    ):
+        """The top-down path of `_top_down` (same arguments): `(h, groups)`,
+        `h` the output head's input features at the image's resolution."""
         h = ops.broadcast_to(
             ops.cast(self.top_state, self.compute_dtype)[None],
             (batch,) + tuple(self.top_state.shape),
@@ -468,8 +544,44 @@ class HierarchicalVAE(GenerativeModel):
         h = _upsample(h, stride) + skip_sum
         for cell in self.output_cells:
             h = cell(h, training=training)
-        logits = self.output_conv(keras.activations.silu(h))
-        return logits, groups
+        return keras.activations.silu(h), groups
+
+    def _autoregressive_logits(self, h, pixels):
+        """The PixelCNN head's share of the logits: at each pixel, a function
+        of the pixels before it in raster order and of the top-down output
+        features `h` (the latents, seen everywhere)."""
+        a = self.autoregressive_layers[0](ops.cast(pixels, self.compute_dtype)) + h
+        for layer in self.autoregressive_layers[1:]:
+            a = a + layer(keras.activations.silu(a))
+        return self.autoregressive_output(keras.activations.silu(a))
+
+    def _generate(self, h, base_logits, pixel_noise=None):
+        """Draws an image pixel by pixel in raster order from the
+        autoregressive head: one `keras.ops.fori_loop` over the
+        `height * width` positions (the channels of a pixel are drawn
+        together). Pixel `i` is 1 when `pixel_noise[i] < Phi^-1(p_i)` (`Phi`
+        the standard normal CDF: the noise is standard normal), or, without
+        noise, when `p_i > 1/2` (greedy). Returns the logits of each pixel
+        given the pixels drawn before it (float32, the image's shape)."""
+        height, width, _ = self.input_shape_
+        positions = height * width
+        if pixel_noise is not None:
+            # Phi(noise) < p  <=>  noise < Phi^-1(p): compare uniforms to p.
+            uniforms = 0.5 * (1.0 + ops.erf(ops.cast(pixel_noise, "float32") / math.sqrt(2.0)))
+
+        def step(i, state):
+            pixels, logits = state
+            current = base_logits + self._autoregressive_logits(h, pixels)
+            here = ops.reshape(ops.one_hot(i, positions, dtype="float32"), (1, height, width, 1))
+            if pixel_noise is None:
+                drawn = ops.cast(current > 0, "float32")
+            else:
+                drawn = ops.cast(uniforms < ops.sigmoid(current), "float32")
+            return pixels + here * drawn, logits + here * current
+
+        zeros = ops.zeros_like(base_logits)
+        _, logits = ops.fori_loop(0, positions, step, (zeros, zeros))
+        return logits
 
     # ------------------------------------------------------------------
     # Math (keras.ops only; used by the train step and the public verbs).
@@ -490,7 +602,7 @@ class HierarchicalVAE(GenerativeModel):
             x = ops.tile(x, (num_samples, 1, 1, 1))
             activations = {s: ops.tile(a, (num_samples, 1, 1, 1)) for s, a in activations.items()}
         logits, groups = self._top_down(
-            batch * num_samples, activations, noise=noise, seed=seed, training=training
+            batch * num_samples, activations, noise=noise, seed=seed, training=training, pixels=x
         )
         log_pz, log_qz, kls = 0.0, 0.0, []
         for g in groups:
@@ -558,11 +670,13 @@ class HierarchicalVAE(GenerativeModel):
         activations = self._bottom_up(inputs, training=training)
         batch = ops.shape(inputs)[0]
         logits, groups = self._top_down(
-            batch, activations, seed=self.seed_generator, training=training
+            batch, activations, seed=self.seed_generator, training=training, pixels=inputs
         )
         codes = groups
         if self.flows:  # `z_mean` is the flowed code, as `encode` gives it.
-            _, codes = self._top_down(batch, activations, mean_latents=True, training=training)
+            _, codes = self._top_down(
+                batch, activations, mean_latents=True, training=training, pixels=inputs
+            )
         return {
             "reconstruction": ops.sigmoid(logits),
             "z_mean": self._flatten([g["z"] if self.flows else g["q_mean"] for g in codes]),
@@ -573,6 +687,20 @@ class HierarchicalVAE(GenerativeModel):
     def _flatten(self, maps):
         """Concatenates per-group maps into `(batch, latent_dim)`, top first."""
         return ops.concatenate([ops.reshape(m, (ops.shape(m)[0], -1)) for m in maps], axis=-1)
+
+    @property
+    def noise_dim(self):
+        """Standard normal numbers per image of `sample`: every group's
+        latents, and with an autoregressive head one per pixel value."""
+        pixels = math.prod(self.input_shape_) if self.autoregressive_layers else 0
+        return self.latent_dim + pixels
+
+    def _split_noise(self, flat):
+        """`(batch, noise_dim)` noise to `(latent maps, pixel noise or None)`."""
+        latents = self._split(flat[:, : self.latent_dim])
+        if not self.autoregressive_layers:
+            return latents, None
+        return latents, ops.reshape(flat[:, self.latent_dim :], (-1,) + self.input_shape_)
 
     def _split(self, flat):
         """Inverse of `_flatten`: `(batch, latent_dim)` to per-group maps."""
@@ -652,7 +780,9 @@ class HierarchicalVAE(GenerativeModel):
 
         def batch_encode(xb):
             activations = self._bottom_up(xb)
-            _, groups = self._top_down(ops.shape(xb)[0], activations, mean_latents=True)
+            _, groups = self._top_down(
+                ops.shape(xb)[0], activations, mean_latents=True, pixels=xb
+            )
             return tuple(g["z"] for g in groups) + tuple(g["q_log_var"] for g in groups)
 
         outputs = self._run_batched(batch_encode, [x], batch_size)
@@ -715,12 +845,17 @@ class HierarchicalVAE(GenerativeModel):
             raise ValueError(f"`temperature` must be >= 0, got {temperature}.")
         rng = np.random.default_rng(seed)
         noise = rng.standard_normal((num_samples, self.latent_dim)).astype("float32")
+        if self.autoregressive_layers:
+            pixels = rng.standard_normal((num_samples, math.prod(self.input_shape_)))
+            noise = np.concatenate([noise, pixels.astype("float32")], axis=1)
 
         def batch_sample(noise_batch):
+            latents, pixel_noise = self._split_noise(noise_batch)
             logits, _ = self._top_down(
                 ops.shape(noise_batch)[0],
-                noise=self._split(noise_batch),
+                noise=latents,
                 temperature=float(temperature),
+                pixel_noise=pixel_noise,
             )
             return ops.sigmoid(logits)
 
@@ -856,7 +991,7 @@ class HierarchicalVAE(GenerativeModel):
         return {
             "inputs": ("images", self.input_shape_, "float32"),
             "codes": ("z", (self.latent_dim,), "float32"),
-            "sample_noise": ((self.latent_dim,), "normal"),
+            "sample_noise": ((self.noise_dim,), "normal"),
             "score_noise": ((int(score_num_samples), self.latent_dim), "normal"),
             "valid_inputs": "finite pixels in [0, 1]",
         }
@@ -868,7 +1003,9 @@ class HierarchicalVAE(GenerativeModel):
 
     def encode_tensor(self, inputs):
         activations = self._bottom_up(inputs)
-        _, groups = self._top_down(ops.shape(inputs)[0], activations, mean_latents=True)
+        _, groups = self._top_down(
+            ops.shape(inputs)[0], activations, mean_latents=True, pixels=inputs
+        )
         return {
             "z_mean": self._flatten([g["z"] for g in groups]),
             "z_log_var": self._flatten([g["q_log_var"] for g in groups]),
@@ -885,8 +1022,8 @@ class HierarchicalVAE(GenerativeModel):
         return {"reconstruction": ops.sigmoid(logits)}
 
     def sample_from_noise(self, noise):
-        noise = self._split(ops.cast(noise, "float32"))
-        logits, _ = self._top_down(ops.shape(noise[0])[0], noise=noise)
+        latents, pixel_noise = self._split_noise(ops.cast(noise, "float32"))
+        logits, _ = self._top_down(ops.shape(noise)[0], noise=latents, pixel_noise=pixel_noise)
         return {"samples": ops.sigmoid(logits)}
 
     def score_from_noise(self, inputs, noise):
@@ -919,6 +1056,7 @@ class HierarchicalVAE(GenerativeModel):
             "posterior": self.posterior,
             "flow_steps": self.flow_steps,
             "flow_hidden_dims": self.flow_hidden_dims,
+            "num_autoregressive_layers": self.num_autoregressive_layers,
             "seed": self.seed,
         }
 

@@ -47,6 +47,13 @@ CASES = {
         expected_num_trainable_weights=8,
         supports_masking=False,
     ),
+    "MaskedConv2D": dict(
+        init_kwargs={"filters": 3, "kernel_size": 3, "mask_type": "A"},
+        input_shape=(2, 4, 4, 2),
+        expected_output_shape=(2, 4, 4, 3),
+        expected_num_trainable_weights=2,
+        supports_masking=False,
+    ),
     "MaskedDense": dict(
         init_kwargs={"input_degrees": [1, 2, 3], "output_degrees": [1, 2, 3, 1], "strict": True},
         input_shape=(2, 3),
