@@ -46,6 +46,7 @@ class MaskedConv2D(keras.layers.Conv2D):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> layer = MaskedConv2D(1, 3, mask_type="A", kernel_initializer="ones",
     ...     use_bias=False)
@@ -55,7 +56,7 @@ class MaskedConv2D(keras.layers.Conv2D):
            [0, 0, 0]])
     >>> x = np.zeros((1, 3, 3, 1), "float32")
     >>> x[0, 1, 1, 0] = 1.0  # one pixel on: only the pixels after it see it
-    >>> np.asarray(layer(x))[0, :, :, 0].astype(int)
+    >>> keras.ops.convert_to_numpy(layer(x))[0, :, :, 0].astype(int)
     array([[0, 0, 0],
            [0, 0, 1],
            [1, 1, 1]])
