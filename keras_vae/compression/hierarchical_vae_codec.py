@@ -328,9 +328,10 @@ class _GroupPass(keras.Model):
     `(q_mean, q_log_var)`, `"likelihood"` the pixel logits given every
     group (`x` unused; with a PixelCNN head the head's input features and
     the factorised logits `(h, base)` instead), `"head"` the logits of a
-    PixelCNN head from `[pixels, h, base]`. Kept out of the model's tracking, as its `ImportanceScorer`.
-    Built on construction (no weights of its own), so that Keras' JAX
-    `predict_on_batch` does not run `call` eagerly before compiling it."""
+    PixelCNN head from `[pixels, h, base]`. Kept out of the model's
+    tracking, as its `ImportanceScorer`. Built on construction (no weights
+    of its own), so that Keras' JAX `predict_on_batch` does not run `call`
+    eagerly before compiling it."""
 
     def __init__(self, vae, group, mode):
         super().__init__(name=f"{vae.name}_{mode}_{group}")
@@ -345,7 +346,7 @@ class _GroupPass(keras.Model):
         batch = keras.ops.shape(x)[0]
         activations = self.vae._bottom_up(x) if self.mode == "posterior" else None
         h, groups = self.vae._top_down_features(
-            batch, activations, above, None, 1.0, True, None, False
+            batch, activations, latents=above, mean_latents=True
         )
         if self.mode == "likelihood":
             logits = self.vae.output_conv(h)

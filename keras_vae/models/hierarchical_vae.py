@@ -473,7 +473,14 @@ class HierarchicalVAE(GenerativeModel):
         coordinate, `z`'s shape).
         """
         h, groups = self._top_down_features(
-            batch, activations, latents, noise, temperature, mean_latents, seed, training
+            batch,
+            activations,
+            latents=latents,
+            noise=noise,
+            temperature=temperature,
+            mean_latents=mean_latents,
+            seed=seed,
+            training=training,
         )
         logits = self.output_conv(h)
         if self.autoregressive_layers:
@@ -484,10 +491,19 @@ class HierarchicalVAE(GenerativeModel):
         return logits, groups
 
     def _top_down_features(
-        self, batch, activations, latents, noise, temperature, mean_latents, seed, training
+        self,
+        batch,
+        activations=None,
+        latents=(),
+        noise=None,
+        temperature=1.0,
+        mean_latents=False,
+        seed=None,
+        training=False,
     ):
-        """The top-down path of `_top_down` (same arguments): `(h, groups)`,
-        `h` the output head's input features at the image's resolution."""
+        """The top-down path of `_top_down` without the output head (same
+        arguments): `(h, groups)`, `h` the head's input features at the
+        image's resolution. Enough where only the latents are needed."""
         h = ops.broadcast_to(
             ops.cast(self.top_state, self.compute_dtype)[None],
             (batch,) + tuple(self.top_state.shape),
@@ -674,8 +690,8 @@ class HierarchicalVAE(GenerativeModel):
         )
         codes = groups
         if self.flows:  # `z_mean` is the flowed code, as `encode` gives it.
-            _, codes = self._top_down(
-                batch, activations, mean_latents=True, training=training, pixels=inputs
+            _, codes = self._top_down_features(
+                batch, activations, mean_latents=True, training=training
             )
         return {
             "reconstruction": ops.sigmoid(logits),
@@ -780,9 +796,7 @@ class HierarchicalVAE(GenerativeModel):
 
         def batch_encode(xb):
             activations = self._bottom_up(xb)
-            _, groups = self._top_down(
-                ops.shape(xb)[0], activations, mean_latents=True, pixels=xb
-            )
+            _, groups = self._top_down_features(ops.shape(xb)[0], activations, mean_latents=True)
             return tuple(g["z"] for g in groups) + tuple(g["q_log_var"] for g in groups)
 
         outputs = self._run_batched(batch_encode, [x], batch_size)
@@ -1003,9 +1017,7 @@ class HierarchicalVAE(GenerativeModel):
 
     def encode_tensor(self, inputs):
         activations = self._bottom_up(inputs)
-        _, groups = self._top_down(
-            ops.shape(inputs)[0], activations, mean_latents=True, pixels=inputs
-        )
+        _, groups = self._top_down_features(ops.shape(inputs)[0], activations, mean_latents=True)
         return {
             "z_mean": self._flatten([g["z"] for g in groups]),
             "z_log_var": self._flatten([g["q_log_var"] for g in groups]),

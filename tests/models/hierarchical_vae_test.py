@@ -378,7 +378,9 @@ def test_autoregressive_head_is_a_normalised_density_over_every_image():
     bits = (np.arange(2**16)[:, None] >> np.arange(16)) & 1
     images = bits.reshape(-1, 4, 4, 1).astype("float32")
     rng = np.random.default_rng(0)
-    latents = [rng.standard_normal((1,) + shape).astype("float32") for shape in model.latent_shapes()]
+    latents = [
+        rng.standard_normal((1,) + shape).astype("float32") for shape in model.latent_shapes()
+    ]
     tiled = [np.repeat(z, len(images), axis=0) for z in latents]
     logits, _ = model._top_down(len(images), latents=tiled, pixels=images)
     log_px = keras.ops.convert_to_numpy(losses.bernoulli_log_likelihood(images, logits))
@@ -389,7 +391,8 @@ def test_autoregressive_head_is_a_normalised_density_over_every_image():
     probs = model.decode(latents)
     decoded = (probs > 0.5).astype("float32")
     scored, _ = model._top_down(1, latents=latents, pixels=decoded)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.sigmoid(scored)), probs, atol=1e-6)
+    scored = keras.ops.convert_to_numpy(keras.ops.sigmoid(scored))
+    np.testing.assert_allclose(scored, probs, atol=1e-6)
 
 
 def test_autoregressive_verbs_sample_noise_bound_and_round_trip(iaf_model, tmp_path):
