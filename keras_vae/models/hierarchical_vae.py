@@ -148,7 +148,8 @@ class HierarchicalVAE(GenerativeModel):
             the local pixel correlations and leaves the global content to
             the latents. Scoring (`elbo`, `log_likelihood`, training) is
             one pass; `decode`, `reconstruct` and `sample` draw the pixels
-            one at a time (`height * width` passes of the head). `0`: the
+            one at a time (`height * width` passes of the head, each over
+            the few rows its pixel can see). `0`: the
             pixels are independent given the latents. Defaults to `0`.
         seed: int or `None`. Seed of the model's noise. Defaults to `None`.
         **kwargs: Base model keyword arguments (`name`, `dtype`).
@@ -562,13 +563,25 @@ class HierarchicalVAE(GenerativeModel):
             h = cell(h, training=training)
         return keras.activations.silu(h), groups
 
-    def _autoregressive_logits(self, h, pixels):
+    @property
+    def autoregressive_reach(self):
+        """Rows above a pixel that the PixelCNN head's logit there can see:
+        2 for the 5x5 type-A convolution, 1 more per 3x3 type-B one (`0`
+        without a head)."""
+        return self.num_autoregressive_layers + 1 if self.autoregressive_layers else 0
+
+    def _autoregressive_logits(self, h, pixels, row_mask=None):
         """The PixelCNN head's share of the logits: at each pixel, a function
         of the pixels before it in raster order and of the top-down output
-        features `h` (the latents, seen everywhere)."""
+        features `h` (the latents, seen everywhere). `row_mask` (`(1, rows,
+        1, 1)`, 0 on rows above the image) zeroes those rows of each causal
+        convolution's input, as the "same" padding of a whole image does."""
         a = self.autoregressive_layers[0](ops.cast(pixels, self.compute_dtype)) + h
         for layer in self.autoregressive_layers[1:]:
-            a = a + layer(keras.activations.silu(a))
+            inputs = keras.activations.silu(a)
+            if row_mask is not None:
+                inputs = inputs * ops.cast(row_mask, inputs.dtype)
+            a = a + layer(inputs)
         return self.autoregressive_output(keras.activations.silu(a))
 
     def _generate(self, h, base_logits, pixel_noise=None):
@@ -578,25 +591,46 @@ class HierarchicalVAE(GenerativeModel):
         together). Pixel `i` is 1 when `pixel_noise[i] < Phi^-1(p_i)` (`Phi`
         the standard normal CDF: the noise is standard normal), or, without
         noise, when `p_i > 1/2` (greedy). Returns the logits of each pixel
-        given the pixels drawn before it (float32, the image's shape)."""
-        height, width, _ = self.input_shape_
-        positions = height * width
+        given the pixels drawn before it (float32, the image's shape).
+
+        Each step runs the head on the band of `autoregressive_reach + 1`
+        rows that ends at the pixel's row (the image padded with zero rows
+        on top), not on the whole image: the logit at the band's last row
+        sees no row above the band."""
+        height, width, channels = self.input_shape_
+        reach = self.autoregressive_reach
+        rows = ops.arange(reach + 1)
+        padding = [[0, 0], [reach, 0], [0, 0], [0, 0]]
+        h = ops.pad(h, padding)
         if pixel_noise is not None:
             # Phi(noise) < p  <=>  noise < Phi^-1(p): compare uniforms to p.
             uniforms = 0.5 * (1.0 + ops.erf(ops.cast(pixel_noise, "float32") / math.sqrt(2.0)))
+            uniforms = ops.reshape(uniforms, (-1, height * width, channels))
 
         def step(i, state):
             pixels, logits = state
-            current = base_logits + self._autoregressive_logits(h, pixels)
-            here = ops.reshape(ops.one_hot(i, positions, dtype="float32"), (1, height, width, 1))
+            row, column = i // width, i % width
+            band = row + rows  # padded rows `row - reach .. row` of the image
+            row_mask = ops.reshape(band >= reach, (1, reach + 1, 1, 1))
+            head = self._autoregressive_logits(
+                ops.take(h, band, axis=1), ops.take(pixels, band, axis=1), row_mask
+            )
+            row_logits = ops.take(base_logits, row, axis=1) + head[:, -1]
+            current = ops.take(row_logits, column, axis=1)  # (batch, channels)
             if pixel_noise is None:
                 drawn = ops.cast(current > 0, "float32")
             else:
-                drawn = ops.cast(uniforms < ops.sigmoid(current), "float32")
-            return pixels + here * drawn, logits + here * current
+                drawn = ops.cast(ops.take(uniforms, i, axis=1) < ops.sigmoid(current), "float32")
+            here = ops.one_hot(i, height * width, dtype="float32")
+            padded_here = ops.one_hot(i + reach * width, (height + reach) * width, dtype="float32")
+            pixels = pixels + ops.reshape(padded_here, (1, height + reach, width, 1)) * (
+                drawn[:, None, None, :]
+            )
+            logits = logits + ops.reshape(here, (1, height, width, 1)) * current[:, None, None, :]
+            return pixels, logits
 
-        zeros = ops.zeros_like(base_logits)
-        _, logits = ops.fori_loop(0, positions, step, (zeros, zeros))
+        pixels = ops.pad(ops.zeros_like(base_logits), padding)
+        _, logits = ops.fori_loop(0, height * width, step, (pixels, ops.zeros_like(base_logits)))
         return logits
 
     # ------------------------------------------------------------------
