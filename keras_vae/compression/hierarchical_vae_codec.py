@@ -188,17 +188,32 @@ class HierarchicalVAECodec(VAECodec):
         Compressing and decompressing run this same loop, so both sides
         compute the same floats (a causal convolution's output does not
         depend on later pixels in exact arithmetic, but might in the last
-        bit with the real image there instead of zeros)."""
+        bit with the real image there instead of zeros).
+
+        Each pass runs the head on the band of `autoregressive_reach + 1`
+        rows ending at the pixel's row (the model's own sampling loop does
+        the same), not on the whole image: 28 / 5 times less work on
+        MNIST with a 3-layer head."""
         height, width, channels = self.model.input_shape_
+        reach = self.model.autoregressive_reach
         empty = np.zeros((self.batch_size, height, width, channels), np.float32)
         h, base = self._likelihood_pass.predict_on_batch([empty, *latents])
-        pixels = empty.copy()
+        # Zero rows on top, as in `HierarchicalVAE._generate`.
+        top = [(0, 0), (reach, 0), (0, 0), (0, 0)]
+        h = np.pad(np.asarray(h, np.float32), top)
+        base = np.asarray(base, np.float32)
+        pixels = np.pad(empty, top)
         for position in range(height * width):
             row, column = divmod(position, width)
-            logits = self._head_pass.predict_on_batch([pixels, h, base])
-            logits = np.asarray(logits, np.float64)[:size, row, column, :]
+            band = slice(row, row + reach + 1)  # image rows `row - reach .. row`
+            inside = (np.arange(row - reach, row + 1) >= 0).astype(np.float32)
+            row_mask = np.broadcast_to(inside[None, :, None, None], (len(h), reach + 1, 1, 1))
+            logits = self._head_pass.predict_on_batch(
+                [pixels[:, band], h[:, band], base[:, row], row_mask]
+            )
+            logits = np.asarray(logits, np.float64)[:size, column, :]
             p = quantize_probabilities(1.0 / (1.0 + np.exp(-logits)))
-            pixels[:size, row, column, :] = visit(position, p)
+            pixels[:size, row + reach, column, :] = visit(position, p)
 
     def _push_pixels(self, coder, x, xb, latents, size):
         """Pushes the pixels of `x` (0/1 bytes `(size, num_pixels)`) with
@@ -328,10 +343,11 @@ class _GroupPass(keras.Model):
     `(q_mean, q_log_var)`, `"likelihood"` the pixel logits given every
     group (`x` unused; with a PixelCNN head the head's input features and
     the factorised logits `(h, base)` instead), `"head"` the logits of a
-    PixelCNN head from `[pixels, h, base]`. Kept out of the model's
-    tracking, as its `ImportanceScorer`. Built on construction (no weights
-    of its own), so that Keras' JAX `predict_on_batch` does not run `call`
-    eagerly before compiling it."""
+    PixelCNN head on the last row of a band of rows, from `[pixels, h,
+    base_row, row_mask]` (see `HierarchicalVAE._generate`). Kept out of
+    the model's tracking, as its `ImportanceScorer`. Built on construction
+    (no weights of its own), so that Keras' JAX `predict_on_batch` does not
+    run `call` eagerly before compiling it."""
 
     def __init__(self, vae, group, mode):
         super().__init__(name=f"{vae.name}_{mode}_{group}")
@@ -340,8 +356,8 @@ class _GroupPass(keras.Model):
 
     def call(self, inputs):
         if self.mode == "head":
-            pixels, h, base = inputs
-            return base + self.vae._autoregressive_logits(h, pixels)
+            pixels, h, base_row, row_mask = inputs
+            return base_row + self.vae._autoregressive_logits(h, pixels, row_mask)[:, -1]
         x, above = inputs[0], list(inputs[1:])
         batch = keras.ops.shape(x)[0]
         activations = self.vae._bottom_up(x) if self.mode == "posterior" else None

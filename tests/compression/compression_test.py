@@ -2,6 +2,7 @@
 
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -229,6 +230,37 @@ def test_hierarchical_round_trip_with_a_pixelcnn_head():
     negative_elbo_bits = -model.elbo(images.astype("float32"), num_samples=20, seed=0).sum()
     negative_elbo_bits /= np.log(2)
     assert abs(stream_bits - negative_elbo_bits) < 0.1 * negative_elbo_bits
+
+
+def test_pixelcnn_head_codes_each_pixel_with_the_models_probability():
+    """The codec's banded head (the rows a pixel's logit can see) gives each
+    pixel the probability of the model's whole-image, teacher-forced head:
+    the rows above the band and below the pixel do not matter, and the first
+    rows see zero padding above the image as the whole image does."""
+    model = _tiny_hierarchical_vae(seed=3, num_autoregressive_layers=2)
+    rng = np.random.default_rng(7)
+    for layer in model.autoregressive_layers:  # biases make the padding rows matter
+        layer.bias.assign(rng.normal(0.0, 0.5, layer.bias.shape).astype("float32"))
+    codec = compression.HierarchicalVAECodec(model, batch_size=4)
+    size = 3  # a padded batch, as in the codec's last step
+    images = (rng.random((size, 8, 8, 1)) > 0.5).astype("float32")
+    latents = [
+        rng.normal(size=(4, *shape)).astype("float32") for shape in model.latent_shapes()
+    ]
+    flat = images.reshape(size, -1, 1)
+    coded = []
+
+    def known(position, p):
+        coded.append(p)
+        return flat[:, position]
+
+    codec._autoregressive_pixels(size, latents, known)
+    coded = np.stack(coded, axis=1).reshape(images.shape)
+    logits, _ = model._top_down(size, latents=[z[:size] for z in latents], pixels=images)
+    exact = 1.0 / (1.0 + np.exp(-keras.ops.convert_to_numpy(logits).astype("float64")))
+    assert np.ptp(exact) > 0.2  # the head and the latents move the probabilities
+    # Quantised to 2**-24; the band's floats differ in the last bits.
+    np.testing.assert_allclose(coded, exact, atol=1e-5)
 
 
 def test_hierarchical_codec_refuses_other_models(hierarchical, tiny):
