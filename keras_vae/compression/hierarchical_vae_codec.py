@@ -71,10 +71,11 @@ class HierarchicalVAECodec(VAECodec):
     A PixelCNN head (`num_autoregressive_layers > 0`) codes the pixels in
     raster order with `p(x_i | x_<i, z)`: decompressing pops one position
     of every image of the step at a time and runs the head again on the
-    pixels decoded so far, `height * width` compiled passes of the head per
-    step, and compressing runs the same loop on the known image (so both
-    sides compute the same floats). That is much slower than one pass per
-    step; the cost per image is the model's lower negative ELBO.
+    pixels decoded so far (on the `autoregressive_reach + 1` rows the
+    position's logit sees), `height * width` compiled passes of the head
+    per step, and compressing runs the same loop on the known image (so
+    both sides compute the same floats). That is much slower than one pass
+    per step; the cost per image is the model's lower negative ELBO.
 
     Args:
         model: a `keras_vae.HierarchicalVAE`.
