@@ -345,7 +345,7 @@ class _GroupPass(keras.Model):
     group (`x` unused; with a PixelCNN head the head's input features and
     the factorised logits `(h, base)` instead), `"head"` the logits of a
     PixelCNN head on the last row of a band of rows, from `[pixels, h,
-    base_row, row_mask]` (see `HierarchicalVAE._generate`). Kept out of
+    base_row, row_mask]` (`HierarchicalVAE._band_row_logits`). Kept out of
     the model's tracking, as its `ImportanceScorer`. Built on construction
     (no weights of its own), so that Keras' JAX `predict_on_batch` does not
     run `call` eagerly before compiling it."""
@@ -358,7 +358,7 @@ class _GroupPass(keras.Model):
     def call(self, inputs):
         if self.mode == "head":
             pixels, h, base_row, row_mask = inputs
-            return base_row + self.vae._autoregressive_logits(h, pixels, row_mask)[:, -1]
+            return self.vae._band_row_logits(h, pixels, base_row, row_mask)
         x, above = inputs[0], list(inputs[1:])
         batch = keras.ops.shape(x)[0]
         activations = self.vae._bottom_up(x) if self.mode == "posterior" else None

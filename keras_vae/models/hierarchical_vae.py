@@ -584,6 +584,13 @@ class HierarchicalVAE(GenerativeModel):
             a = a + layer(inputs)
         return self.autoregressive_output(keras.activations.silu(a))
 
+    def _band_row_logits(self, h, pixels, base_row, row_mask):
+        """The logits of the last row of a band of `autoregressive_reach + 1`
+        rows (`h` and `pixels` of those rows, `row_mask` 0 on rows above the
+        image): `base_row`, the factorised logits of that row, plus the
+        head's. The sampling loop and the bits-back codec run the head so."""
+        return base_row + self._autoregressive_logits(h, pixels, row_mask)[:, -1]
+
     def _generate(self, h, base_logits, pixel_noise=None):
         """Draws an image pixel by pixel in raster order from the
         autoregressive head: one `keras.ops.fori_loop` over the
@@ -612,10 +619,12 @@ class HierarchicalVAE(GenerativeModel):
             row, column = i // width, i % width
             band = row + rows  # padded rows `row - reach .. row` of the image
             row_mask = ops.reshape(band >= reach, (1, reach + 1, 1, 1))
-            head = self._autoregressive_logits(
-                ops.take(h, band, axis=1), ops.take(pixels, band, axis=1), row_mask
+            row_logits = self._band_row_logits(
+                ops.take(h, band, axis=1),
+                ops.take(pixels, band, axis=1),
+                ops.take(base_logits, row, axis=1),
+                row_mask,
             )
-            row_logits = ops.take(base_logits, row, axis=1) + head[:, -1]
             current = ops.take(row_logits, column, axis=1)  # (batch, channels)
             if pixel_noise is None:
                 drawn = ops.cast(current > 0, "float32")
