@@ -656,12 +656,12 @@ class HierarchicalVAE(GenerativeModel):
         the draw's `log q(z_l | x, z_<l) - log p(z_l | z_<l)`.
         """
         activations = self._bottom_up(x, training=training)
-        batch = ops.shape(x)[0]
-        if num_samples > 1:
+        if not (isinstance(num_samples, int) and num_samples == 1):
+            # The bottom-up path runs once per example, not once per draw.
             x = ops.tile(x, (num_samples, 1, 1, 1))
             activations = {s: ops.tile(a, (num_samples, 1, 1, 1)) for s, a in activations.items()}
         logits, groups = self._top_down(
-            batch * num_samples, activations, noise=noise, seed=seed, training=training, pixels=x
+            ops.shape(x)[0], activations, noise=noise, seed=seed, training=training, pixels=x
         )
         log_pz, log_qz, kls = 0.0, 0.0, []
         for g in groups:
@@ -1015,10 +1015,9 @@ class HierarchicalVAE(GenerativeModel):
         def log_weights(noise):
             k, batch = ops.shape(noise)[0], ops.shape(noise)[1]
             flat = ops.reshape(noise, (-1, self.latent_dim))
-            # One draw per row of the tiled batch (the draw count may be a
-            # symbolic size when TensorFlow traces with unknown shapes).
-            x_rep = ops.tile(x, (k, 1, 1, 1))
-            draws = self._posterior_pass(x_rep, 1, noise=self._split(flat))
+            # `k` may be a symbolic size when TensorFlow traces with unknown
+            # shapes.
+            draws = self._posterior_pass(x, k, noise=self._split(flat))
             log_w = losses.importance_log_weights(
                 draws["log_px_z"], draws["log_pz"], draws["log_qz"]
             )
