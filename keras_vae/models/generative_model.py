@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae.training import Trainer, check_fit_arguments, with_nan_guard
+from keras_vae.training import Trainer, check_fit_arguments, inference, with_nan_guard
 from keras_vae.training.inputs import peek_inputs, to_numpy
 
 OBJECTIVES = ("elbo", "iwae")
@@ -398,7 +398,8 @@ class GenerativeModel(Trainer, keras.Model):
         chunks = []
         for start in range(0, num, batch_size):
             batch = [ops.convert_to_tensor(a[start : start + batch_size]) for a in arrays]
-            outputs = fn(*batch)
+            with inference():
+                outputs = fn(*batch)
             if not isinstance(outputs, (tuple, list)):
                 outputs = (outputs,)
             chunks.append([ops.convert_to_numpy(o) for o in outputs])

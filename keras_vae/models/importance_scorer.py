@@ -114,5 +114,6 @@ class ImportanceScorer(keras.Model):
                 results.append(np.asarray(self.predict_on_batch(inputs)))
             else:
                 inputs[0] = ops.convert_to_tensor(xb)
-                results.append(ops.convert_to_numpy(self(inputs)))
+                with training.inference():
+                    results.append(ops.convert_to_numpy(self(inputs)))
         return np.concatenate(results)

@@ -27,7 +27,15 @@ importance-sampled evaluation (`ImportanceScorer`): on torch, whose
 `predict_on_batch` runs eagerly, a large evaluation decodes through
 `torch.compile` (see `keras_vae.training.compiled_decoder`); TensorFlow and JAX
 compile the whole scorer already, so there `compiles_decoders` is `False`.
+
+`inference()` is the context in which the models run eagerly outside
+training (`encode`, `sample`, an uncompiled `log_likelihood`, ...): on
+torch `torch.no_grad()`, so that no autograd graph is recorded (an eager
+importance-sampling loop would otherwise keep every chunk's activations
+alive until the loop ends); elsewhere it does nothing.
 """
+
+import contextlib
 
 import keras
 
@@ -48,8 +56,22 @@ else:
         f"keras_vae supports the tensorflow, jax and torch backends; KERAS_BACKEND is {_BACKEND!r}."
     )
 
-if _BACKEND != "torch":
+if _BACKEND == "torch":
+
+    def inference():
+        """`torch.no_grad()`: eager model calls record no autograd graph."""
+        # Imported here: a module-level `import torch` would rebind
+        # `keras_vae.training.torch` (the torch Trainer's module).
+        import torch
+
+        return torch.no_grad()
+
+else:
     CompiledDecoder = None
+
+    def inference():
+        """Nothing to do on TensorFlow and JAX (gradients are explicit)."""
+        return contextlib.nullcontext()
 
     def compiles_decoders(num_draws):
         """`False`: TensorFlow and JAX compile the whole scorer."""
@@ -62,6 +84,7 @@ __all__ = [
     "Trainer",
     "check_fit_arguments",
     "compiles_decoders",
+    "inference",
     "unpack_inputs",
     "with_nan_guard",
 ]

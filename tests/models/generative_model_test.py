@@ -145,3 +145,21 @@ def test_decoding_non_finite_latents_is_refused(tiny_models, bad):
             vq_vae.decode_indices(indices)
     with pytest.raises(ValueError, match="integer code indices"):
         vq_vae.decode_indices(np.full((1, 2, 2), bad))
+
+
+def test_batched_verbs_record_no_autograd_graph():
+    # `encode`, `decode`, `sample`, `elbo`, ... run eagerly through
+    # `_run_batched`, under `training.inference()`: on torch no autograd
+    # graph (memory and time spent for nothing; a HierarchicalVAE's
+    # sampling loop over its pixels recorded a graph per pixel).
+    vae = VAE(input_shape=(4, 4, 1), latent_dim=2, architecture="mlp", hidden_dims=(8,), seed=0)
+    recorded = []
+
+    def encode(xb):
+        z_mean, _ = vae.encoder(xb)
+        recorded.append(bool(getattr(z_mean, "requires_grad", False)))
+        return z_mean
+
+    codes = vae._run_batched(encode, [np.zeros((5, 4, 4, 1), "float32")], batch_size=2)
+    assert codes.shape == (5, 2)
+    assert recorded == [False, False, False]

@@ -76,3 +76,35 @@ def _compiled_graphs():
     from torch._dynamo.utils import counters
 
     return counters["stats"]["unique_graphs"]
+
+
+def _records_gradients(tensor):
+    """Whether `tensor` carries an autograd graph (only torch's eager ops
+    record one; TensorFlow and JAX compute gradients explicitly)."""
+    return bool(getattr(tensor, "requires_grad", False))
+
+
+def test_eager_scoring_records_no_autograd_graph():
+    # On torch an eager `log_likelihood` used to record the graph of every
+    # chunk of its loop: the hvae recipe's network reached 8.6 GB at k=50
+    # on 64 images, 2.7 GB at k=10 (compiled: 1 GB), and was killed for
+    # memory at k=200.
+    vae = VAE(input_shape=(4, 4, 1), latent_dim=2, architecture="mlp", hidden_dims=(8,), seed=0)
+    scorer = ImportanceScorer(vae)
+    weights_fn = vae.importance_log_weight_fn
+    recorded = []
+
+    def spy(x, decoder=None):
+        log_weights = weights_fn(x, decoder)
+
+        def recording(noise):
+            result = log_weights(noise)
+            recorded.append(_records_gradients(result))
+            return result
+
+        return recording
+
+    vae.importance_log_weight_fn = spy
+    x = np.zeros((3, 4, 4, 1), "float32")
+    scorer.log_likelihood(x, num_samples=6, batch_size=3, seed=0, max_decode=6, compiled=False)
+    assert recorded and not any(recorded)
