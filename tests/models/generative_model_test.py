@@ -150,8 +150,7 @@ def test_decoding_non_finite_latents_is_refused(tiny_models, bad):
 def test_batched_verbs_record_no_autograd_graph():
     # `encode`, `decode`, `sample`, `elbo`, ... run eagerly through
     # `_run_batched`, under `training.inference()`: on torch no autograd
-    # graph (memory and time spent for nothing; a HierarchicalVAE's
-    # sampling loop over its pixels recorded a graph per pixel).
+    # graph, which costs memory and time for nothing.
     vae = VAE(input_shape=(4, 4, 1), latent_dim=2, architecture="mlp", hidden_dims=(8,), seed=0)
     recorded = []
 
