@@ -44,7 +44,8 @@ from keras_vae.compression.vae_codec import VAECodec
 from keras_vae.compression.vq_codec import VQCodec
 
 # Model class name -> codec class. A codec has VAECodec's interface: `name`,
-# `setting_names`, `settings()`, `prepare(images)`, `encode(symbols, progress)`
+# `setting_names`, `stream_defaults` (settings older streams lack, with the
+# value they were coded with), `settings()`, `prepare(images)`, `encode(symbols, progress)`
 # -> `(words, info)`, `decode(words, count, info, progress)` and
 # `finish(symbols, dtype)`.
 CODECS = {
@@ -210,8 +211,12 @@ def decompress(model, data, progress=None):
             f"on {current}: backends compute slightly different probabilities. "
             f"Decompress with KERAS_BACKEND={backend}."
         )
+    cls = _codec_class(model)
     try:
-        settings = {key: header[key] for key in _codec_class(model).setting_names}
+        settings = {
+            key: header[key] if key in header else cls.stream_defaults[key]
+            for key in cls.setting_names
+        }
     except KeyError as error:
         raise CompressionError(f"The stream's header lacks {error}.") from None
     codec = _codec(model, **settings)

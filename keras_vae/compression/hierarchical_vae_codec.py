@@ -19,6 +19,7 @@ from keras_vae.compression.vae_codec import (
 # its net bits.
 RAMP_MARGIN = 1.5
 MAX_RAMP = 1 << 20
+STEP_PADDINGS = ("power_of_two", "batch_size")
 
 
 class HierarchicalVAECodec(VAECodec):
@@ -54,15 +55,18 @@ class HierarchicalVAECodec(VAECodec):
     coder sees them, as in `VAECodec`.
 
     Batching: a step codes up to `batch_size` images with `2 L + 1`
-    compiled passes of the model, padded to `batch_size` images, when
-    compressing and decompressing alike (each group's prior given the
-    groups above, its posterior given the image and the groups above, the
-    pixels given every group), so both sides compute the same floats; a
-    group's latents are coded in one vectorised call. A step pops all its
-    images' latents before it pushes anything, and with thousands of
-    latents (2352 for the `hvae_binarized_mnist` recipe) an image pops far
-    more bits (about `latent_bits` per inactive latent) than it adds to the
-    stack (its negative ELBO). So steps grow by one image every `ramp`
+    compiled passes of the model (each group's prior given the groups
+    above, its posterior given the image and the groups above, the pixels
+    given every group), padded to the next power of two images (at most
+    `batch_size`; `step_padding="batch_size"` pads every step to
+    `batch_size`, as streams written before this setting were) when
+    compressing and decompressing alike, so both sides compute the same
+    floats (each batch size has its own compiled passes); a group's
+    latents are coded in one vectorised call. A step pops all its images'
+    latents before it pushes anything, and with thousands of latents (2352
+    for the `hvae_binarized_mnist` recipe) an image pops far more bits
+    (about `latent_bits` per inactive latent) than it adds to the stack
+    (its negative ELBO). So steps grow by one image every `ramp`
     images: the stack then holds enough earlier images' data for every
     step, and the initial bits stay about one image's pops instead of
     `batch_size` images'. `ramp` is measured on the first image (1.5 times
@@ -86,6 +90,12 @@ class HierarchicalVAECodec(VAECodec):
         ramp: int or `None`. Images coded per extra image in a step;
             `None` (compressing) measures it on the first image. Defaults
             to `None`.
+        step_padding: `"power_of_two"` or `"batch_size"`. The rows of a
+            step's model calls: its images padded to the next power of
+            two (at most `batch_size`: a handful of compiled shapes, and
+            small steps cost little), or always `batch_size` (streams
+            written before this setting; their headers lack it).
+            Defaults to `"power_of_two"`.
 
     Example:
 
@@ -101,9 +111,12 @@ class HierarchicalVAECodec(VAECodec):
     """
 
     name = "bb-ans-hvae-bernoulli"
-    setting_names = ("latent_bits", "batch_size", "ramp")
+    setting_names = ("latent_bits", "batch_size", "ramp", "step_padding")
+    stream_defaults = {"step_padding": "batch_size"}
 
-    def __init__(self, model, latent_bits=12, batch_size=32, ramp=None):
+    def __init__(
+        self, model, latent_bits=12, batch_size=32, ramp=None, step_padding="power_of_two"
+    ):
         from keras_vae.models.hierarchical_vae import HierarchicalVAE
 
         if not isinstance(model, HierarchicalVAE):
@@ -122,19 +135,27 @@ class HierarchicalVAECodec(VAECodec):
         if ramp is not None and not 1 <= int(ramp) <= MAX_RAMP:
             raise ValueError(f"`ramp` must be in [1, {MAX_RAMP}], got {ramp}.")
         self.ramp = None if ramp is None else int(ramp)
-        groups = range(model.num_groups)
-        self._prior_passes = [_group_pass(model, group, "prior") for group in groups]
-        self._posterior_passes = [_group_pass(model, group, "posterior") for group in groups]
-        self._likelihood_pass = _group_pass(model, model.num_groups, "likelihood")
-        if model.autoregressive_layers:
-            self._head_pass = _group_pass(model, model.num_groups, "head")
+        if step_padding not in STEP_PADDINGS:
+            raise ValueError(
+                f"`step_padding` must be one of {STEP_PADDINGS}, got {step_padding!r}."
+            )
+        self.step_padding = step_padding
 
     # ------------------------------------------------------------------
-    # Model passes (padded batches of `batch_size`), float64 results.
+    # Model passes (padded batches, `_padded_size`), float64 results.
 
     def settings(self):
         """The settings a decoder must use (stored in the stream's header)."""
-        return {**super().settings(), "ramp": self.ramp}
+        return {**super().settings(), "ramp": self.ramp, "step_padding": self.step_padding}
+
+    def _padded_size(self, size):
+        if self.step_padding == "batch_size":
+            return self.batch_size
+        return min(self.batch_size, 1 << (size - 1).bit_length())
+
+    def _run(self, mode, group, inputs):
+        """The model's pass `mode` (see `_GroupPass`) on `inputs`."""
+        return _group_pass(self.model, group, mode, len(inputs[0])).predict_on_batch(inputs)
 
     def _step_size(self, start, count):
         if start == 0:
@@ -154,13 +175,13 @@ class HierarchicalVAECodec(VAECodec):
 
     def _prior_params(self, group, x, above):
         """Quantised `(mu_p, sigma_p)` of group `group` given the groups above."""
-        mean, log_var = self._prior_passes[group].predict_on_batch([x, *above])
+        mean, log_var = self._run("prior", group, [x, *above])
         return quantize_gaussian(mean, np.exp(0.5 * np.asarray(log_var, np.float64)))
 
     def _standard_posterior(self, group, x, above, prior):
         """Quantised posterior of group `group` in units of its prior:
         `((mu_q - mu_p) / sigma_p, sigma_q / sigma_p)`, flattened per image."""
-        mean, log_var = self._posterior_passes[group].predict_on_batch([x, *above])
+        mean, log_var = self._run("posterior", group, [x, *above])
         p_mean, p_std = prior
         std = np.exp(0.5 * np.asarray(log_var, np.float64))
         mu, sigma = quantize_gaussian((np.asarray(mean, np.float64) - p_mean) / p_std, std / p_std)
@@ -176,8 +197,8 @@ class HierarchicalVAECodec(VAECodec):
         return z.astype(np.float32)
 
     def _pixel_probabilities(self, x, latents):
-        logits = np.asarray(self._likelihood_pass.predict_on_batch([x, *latents]), np.float64)
-        logits = logits.reshape(len(x), self.num_pixels)
+        logits = self._run("likelihood", self.model.num_groups, [x, *latents])
+        logits = np.asarray(logits, np.float64).reshape(len(x), self.num_pixels)
         return quantize_probabilities(1.0 / (1.0 + np.exp(-logits)))
 
     def _autoregressive_pixels(self, size, latents, visit):
@@ -197,8 +218,8 @@ class HierarchicalVAECodec(VAECodec):
         MNIST with a 3-layer head."""
         height, width, channels = self.model.input_shape_
         reach = self.model.autoregressive_reach
-        empty = np.zeros((self.batch_size, height, width, channels), np.float32)
-        h, base = self._likelihood_pass.predict_on_batch([empty, *latents])
+        empty = np.zeros((len(latents[0]), height, width, channels), np.float32)
+        h, base = self._run("likelihood", self.model.num_groups, [empty, *latents])
         # Zero rows on top, as in `HierarchicalVAE._generate`.
         top = [(0, 0), (reach, 0), (0, 0), (0, 0)]
         h = np.pad(np.asarray(h, np.float32), top)
@@ -209,8 +230,8 @@ class HierarchicalVAECodec(VAECodec):
             band = slice(row, row + reach + 1)  # image rows `row - reach .. row`
             inside = (np.arange(row - reach, row + 1) >= 0).astype(np.float32)
             row_mask = np.broadcast_to(inside[None, :, None, None], (len(h), reach + 1, 1, 1))
-            logits = self._head_pass.predict_on_batch(
-                [pixels[:, band], h[:, band], base[:, row], row_mask]
+            logits = self._run(
+                "head", self.model.num_groups, [pixels[:, band], h[:, band], base[:, row], row_mask]
             )
             logits = np.asarray(logits, np.float64)[:size, column, :]
             p = quantize_probabilities(1.0 / (1.0 + np.exp(-logits)))
@@ -239,7 +260,7 @@ class HierarchicalVAECodec(VAECodec):
         """Inverse of `_push_pixels`: 0/1 bytes `(size, num_pixels)`."""
         shape = self.model.input_shape_
         if not self.model.autoregressive_layers:
-            empty = np.zeros((self.batch_size, *shape), np.float32)
+            empty = np.zeros((len(latents[0]), *shape), np.float32)
             p = self._pixel_probabilities(empty, latents)
             return coder.decode(self._pixels, p[:size].ravel()).astype(np.uint8)
         decoded = np.zeros((size, shape[0] * shape[1], shape[2]), np.uint8)
@@ -306,7 +327,7 @@ class HierarchicalVAECodec(VAECodec):
         for start, size in reversed(self.steps(count)):
             flat = coder.decode(self._prior, size * self.latent_dim)
             buckets = np.split(flat, np.cumsum([size * n for n in self.group_sizes])[:-1])
-            empty = np.zeros((self.batch_size, *shape), np.float32)
+            empty = np.zeros((self._padded_size(size), *shape), np.float32)
             above, priors = [], []
             for group in range(self.model.num_groups):
                 priors.append(self._prior_params(group, empty, above))
@@ -325,16 +346,20 @@ class HierarchicalVAECodec(VAECodec):
         return bits
 
 
-def _group_pass(vae, group, mode):
-    """The `_GroupPass` of `vae`, made (and compiled) once per model; kept
-    out of Keras' tracking (the pass tracks the model)."""
+def _group_pass(vae, group, mode, rows):
+    """The `_GroupPass` of `vae` for batches of `rows` images, made (and
+    compiled) once per model; kept out of Keras' tracking (the pass tracks
+    the model). One pass per batch size: a compiled pass that has seen
+    several sizes may run one of them with a generalised (unknown batch)
+    graph, and its floats must not depend on which sizes a process coded
+    before (the decoder meets the steps in reverse order)."""
     passes = vae.__dict__.get("_compression_passes")
     if passes is None:
         passes = {}
         object.__setattr__(vae, "_compression_passes", passes)
-    if (group, mode) not in passes:
-        passes[group, mode] = _GroupPass(vae, group, mode)
-    return passes[group, mode]
+    if (group, mode, rows) not in passes:
+        passes[group, mode, rows] = _GroupPass(vae, group, mode)
+    return passes[group, mode, rows]
 
 
 class _GroupPass(keras.Model):

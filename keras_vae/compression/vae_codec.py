@@ -125,6 +125,9 @@ class VAECodec:
 
     name = "bb-ans-vae-bernoulli"
     setting_names = ("latent_bits", "batch_size")
+    # Settings that streams written before them lack, and the value those
+    # streams were coded with.
+    stream_defaults = {}
 
     def __init__(self, model, latent_bits=12, batch_size=32):
         from keras_vae.models.vae import VAE
@@ -220,8 +223,12 @@ class VAECodec:
         logits = logits.reshape(len(z), self.num_pixels)
         return quantize_probabilities(1.0 / (1.0 + np.exp(-logits)))
 
+    def _padded_size(self, size):
+        """Rows of the model call of a step of `size` images."""
+        return self.batch_size
+
     def _padded(self, rows, shape):
-        batch = np.zeros((self.batch_size, *shape), np.float32)
+        batch = np.zeros((self._padded_size(len(rows)), *shape), np.float32)
         batch[: len(rows)] = rows.reshape(len(rows), *shape)
         return batch
 

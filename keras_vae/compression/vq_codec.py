@@ -44,6 +44,7 @@ class VQCodec:
 
     name = "vq-transformer-prior"
     setting_names = ("batch_size",)
+    stream_defaults = {}
 
     def __init__(self, model, batch_size=256):
         from keras_vae.models.vq_vae import VQVAE

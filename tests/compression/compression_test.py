@@ -1,5 +1,6 @@
 """keras_vae.compression: bit-exact round trips and the errors of a bad stream."""
 
+import hashlib
 import sys
 
 import keras
@@ -216,6 +217,32 @@ def test_hierarchical_round_trip_is_bit_exact_and_costs_the_negative_elbo(hierar
     for count in (0, 1):
         again = compression.decompress(model, compression.compress(model, images[:count]))
         np.testing.assert_array_equal(again, images[:count])
+
+
+def test_hierarchical_steps_pad_to_powers_of_two_and_old_streams_still_decode(hierarchical):
+    """A step's model calls take its images padded to the next power of two
+    (at most `batch_size`); streams written before that setting padded every
+    step to `batch_size` and their headers lack it: they decode as before."""
+    model, images, data = hierarchical
+    assert compression.read_header(data)["step_padding"] == "power_of_two"
+    codec = compression.HierarchicalVAECodec(model, batch_size=6)
+    assert [codec._padded_size(size) for size in range(1, 7)] == [1, 2, 4, 4, 6, 6]
+    with pytest.raises(ValueError, match="step_padding"):
+        compression.HierarchicalVAECodec(model, step_padding="none")
+
+    # An old stream, written as `compress` wrote it before the setting.
+    old = compression.HierarchicalVAECodec(model, batch_size=4, step_padding="batch_size")
+    assert old._padded_size(1) == 4
+    words, info = old.encode(images.reshape(len(images), -1))
+    settings = {k: v for k, v in old.settings().items() if k != "step_padding"}
+    header = {
+        "codec": old.name, "model": "HierarchicalVAE", "preset": None,
+        "backend": keras.backend.backend(), "shape": list(model.input_shape_),
+        "count": len(images), "dtype": "uint8", **settings, **info,
+    }
+    images_sha256 = hashlib.sha256(images.reshape(len(images), -1).tobytes()).hexdigest()
+    stream = container.pack(header, compression.weights_sha256(model), images_sha256, words)
+    np.testing.assert_array_equal(compression.decompress(model, stream), images)
 
 
 def test_hierarchical_round_trip_with_a_pixelcnn_head():
