@@ -83,13 +83,28 @@ class MaskedConv2D(keras.layers.Conv2D):
             raise ValueError(f"`mask_type` must be 'A' or 'B', got {mask_type!r}.")
         if mask_type == "A" and kernel_size == 1:
             raise ValueError("A 1x1 type-A kernel sees nothing: use kernel_size >= 3.")
-        super().__init__(filters, kernel_size, padding="same", **kwargs)
+        super().__init__(
+            filters, kernel_size, padding="same", data_format="channels_last", **kwargs
+        )
         self.mask_type = mask_type
         self.mask = causal_mask(kernel_size, mask_type)
 
     def convolution_op(self, inputs, kernel):
-        mask = ops.convert_to_tensor(self.mask[:, :, None, None], dtype=kernel.dtype)
-        return super().convolution_op(inputs, kernel * mask)
+        # The mask zeroes every row below the centre: convolve with the
+        # kernel's top `centre + 1` rows over inputs padded with `centre`
+        # rows on top only. The same output as the whole masked kernel with
+        # "same" padding, with a third (3x3) to two fifths (5x5) fewer
+        # multiply-adds.
+        centre = self.kernel_size[0] // 2
+        mask = ops.convert_to_tensor(self.mask[: centre + 1, :, None, None], dtype=kernel.dtype)
+        inputs = ops.pad(inputs, [[0, 0], [centre, 0], [centre, centre], [0, 0]])
+        return ops.conv(
+            inputs,
+            kernel[: centre + 1] * mask,
+            strides=1,
+            padding="valid",
+            data_format="channels_last",
+        )
 
     def get_config(self):
         config = super().get_config()
