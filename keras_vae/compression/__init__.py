@@ -16,7 +16,10 @@ Transformer prior, and `decompress` returns their reconstruction.
 A stream decodes only with the same model weights (checked through their
 sha256) on the backend that compressed it (other backends compute slightly
 different floats, so they are refused, naming both backends). The images'
-sha256 is verified after decoding.
+sha256 is verified after decoding. The header records the versions of
+keras-vae, Keras and the backend's library: other versions may compute
+other floats in the last bits, and a stream that fails to decode under
+them says which differ.
 
 Example:
 
@@ -34,6 +37,7 @@ b'KVZ\\x1a'
 """
 
 import hashlib
+import sys
 
 import numpy as np
 
@@ -136,6 +140,7 @@ def compress(model, images, preset=None, latent_bits=12, batch_size=32, progress
         "shape": list(model.input_shape_),
         "count": len(images),
         "dtype": images.dtype.name,
+        "software": _software_versions(),
         **codec.settings(),
         **info,
     }
@@ -226,9 +231,45 @@ def decompress(model, data, progress=None):
         symbols = codec.decode(words, count, header, progress=progress)
     except KeyError as error:
         raise CompressionError(f"The stream's header lacks {error}.") from None
+    except CompressionError as error:
+        raise CompressionError(f"{error}{_versions_hint(header)}") from None
     if hashlib.sha256(symbols.tobytes()).hexdigest() != images_sha256:
         raise CompressionError(
             "The decoded images (or codes) do not match the checksum stored at compression "
             "(the model computed other probabilities than when it compressed)."
+            + _versions_hint(header)
         )
     return codec.finish(symbols, dtype)
+
+
+def _software_versions():
+    """The versions a stream's floats depend on (stored in its header):
+    keras-vae, Keras and the backend's library."""
+    import keras
+
+    import keras_vae
+
+    backend = keras.backend.backend()
+    library = sys.modules.get(backend)  # imported by Keras for the backend
+    return {
+        "keras_vae": keras_vae.__version__,
+        "keras": keras.__version__,
+        backend: getattr(library, "__version__", None),
+    }
+
+
+def _versions_hint(header):
+    """What to tell a user whose stream failed to decode, if it was written
+    with other versions (`""` otherwise, and for streams without them)."""
+    written, here = header.get("software"), _software_versions()
+    if not isinstance(written, dict) or written == here:
+        return ""
+    changed = ", ".join(
+        f"{name} {written.get(name)} (here {here.get(name)})"
+        for name in sorted(set(written) | set(here))
+        if written.get(name) != here.get(name)
+    )
+    return (
+        f" The stream was written with other versions ({changed}); their floats can "
+        "differ in the last bits: decompress with the versions that compressed."
+    )

@@ -113,6 +113,30 @@ def test_wrong_probabilities_never_give_silently_wrong_images(tiny):
         compression.decompress(model, _repacked(data, images="00" * 32))
 
 
+def test_a_failed_decode_names_the_versions_that_wrote_the_stream(tiny):
+    """Floats (and so a stream's probabilities) can change between versions
+    of keras-vae, Keras or the backend: a stream that fails to decode where
+    they differ says which; where they agree, or for a stream that does not
+    record them, the error is the plain one."""
+    model, _, data = tiny
+    software = compression.read_header(data)["software"]
+    assert software["keras_vae"] == kv.__version__
+    assert software["keras"] == keras.__version__
+    assert software[keras.backend.backend()]
+    older = {**software, "keras_vae": "0.0.1"}
+    with pytest.raises(CompressionError, match=r"keras_vae 0\.0\.1 \(here .*\)"):
+        compression.decompress(model, _repacked(data, images="00" * 32, software=older))
+    for same in (software, None):
+        with pytest.raises(CompressionError, match="checksum") as error:
+            compression.decompress(model, _repacked(data, images="00" * 32, software=same))
+        assert "versions" not in str(error.value)
+    _, _, _, words = container.unpack(data)
+    flipped = words.copy()
+    flipped[len(words) // 2] ^= np.uint32(1 << 7)
+    with pytest.raises(CompressionError, match="other versions"):
+        compression.decompress(model, _repacked(data, words=flipped, software=older))
+
+
 def test_bad_inputs_name_the_problem(tiny):
     model, images, _ = tiny
     with pytest.raises(ValueError, match="0 or 1"):
