@@ -6,6 +6,12 @@ from keras import ops
 
 from keras_vae import losses, training
 
+# The most floats of standard-normal noise drawn for one batch (256 MiB):
+# batches are made smaller where `num_samples * noise_dim` per example would
+# exceed it (a HierarchicalVAE's 2,352 latents at k = 1000 need 9.4 MB per
+# example, 4.7 GB for a batch of 500).
+MAX_NOISE_FLOATS = 1 << 26
+
 
 class ImportanceScorer(keras.Model):
     """The importance-sampled `log p(x)` of a batch as one compiled function.
@@ -68,7 +74,8 @@ class ImportanceScorer(keras.Model):
     def log_likelihood(self, x, num_samples, batch_size, seed, max_decode, compiled=True):
         """Per-example estimates (NumPy) of checked inputs `x`.
 
-        Batches of `batch_size` examples, each with `num_samples` draws of
+        Batches of `batch_size` examples (fewer where their noise would
+        exceed `MAX_NOISE_FLOATS`), each with `num_samples` draws of
         `keras.random.normal` from `seed` (one call per batch), split into
         the fewest chunks of at most `max_decode` decoded images (at least
         one draw per chunk), the last chunk padded and masked. `compiled`
@@ -100,6 +107,7 @@ class ImportanceScorer(keras.Model):
     def _log_likelihood(self, x, num_samples, batch_size, seed, max_decode, compiled):
         generator = keras.random.SeedGenerator(seed)
         noise_dim = self.scored.latent_dim
+        batch_size = max(1, min(batch_size, MAX_NOISE_FLOATS // (num_samples * noise_dim)))
         results = []
         for start in range(0, len(x), batch_size):
             xb = np.asarray(x[start : start + batch_size])

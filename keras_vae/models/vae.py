@@ -504,7 +504,9 @@ class VAE(GenerativeModel):
             x: array of shape `(n, *input_shape)`.
             num_samples: int. Importance samples per example.
             batch_size: int. Inputs encoded at once. Defaults to
-                `min(n, 500, max_decode)`.
+                `min(n, 500, max_decode)`; fewer where the batch's noise
+                would exceed `MAX_NOISE_FLOATS` of
+                `keras_vae.models.importance_scorer` (256 MiB).
             seed: int. Seed of the importance samples (`keras.random`: the
                 draws, hence the estimate's noise, differ between
                 backends). Defaults to `0`.

@@ -108,3 +108,26 @@ def test_eager_scoring_records_no_autograd_graph():
     x = np.zeros((3, 4, 4, 1), "float32")
     scorer.log_likelihood(x, num_samples=6, batch_size=3, seed=0, max_decode=6, compiled=False)
     assert recorded and not any(recorded)
+
+
+def test_batches_shrink_to_keep_the_noise_of_one_batch_bounded(monkeypatch):
+    """A batch's noise is `num_samples * noise_dim` floats per example (a
+    HierarchicalVAE at k = 1000: 9.4 MB each, 4.7 GB for 500 images, an
+    OOM): batches shrink to `MAX_NOISE_FLOATS`, and score as that batch
+    size passed explicitly does."""
+    from keras_vae.models import importance_scorer
+
+    vae = VAE(input_shape=(4, 4, 1), latent_dim=3, architecture="mlp", hidden_dims=(8,), seed=0)
+    scorer = ImportanceScorer(vae)
+    x = (np.random.default_rng(1).random((7, 4, 4, 1)) > 0.5).astype("float32")
+    args = dict(num_samples=10, seed=0, max_decode=64)
+    explicit = scorer.log_likelihood(x, batch_size=2, **args)
+    monkeypatch.setattr(importance_scorer, "MAX_NOISE_FLOATS", 2 * 10 * 3 + 5)
+    shapes = []
+    normal = keras.random.normal
+    monkeypatch.setattr(
+        keras.random, "normal", lambda shape, **kw: shapes.append(shape) or normal(shape, **kw)
+    )
+    bounded = scorer.log_likelihood(x, batch_size=7, **args)
+    assert [shape[2] for shape in shapes] == [2, 2, 2, 1]
+    np.testing.assert_array_equal(bounded, explicit)
