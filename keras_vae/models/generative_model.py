@@ -4,7 +4,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae.training import Trainer, check_fit_arguments, inference, with_nan_guard
+from keras_vae.training import (
+    MALLOC_TUNED,
+    Trainer,
+    check_fit_arguments,
+    inference,
+    release_free_memory,
+    with_nan_guard,
+)
 from keras_vae.training.inputs import peek_inputs, to_numpy
 
 OBJECTIVES = ("elbo", "iwae")
@@ -285,7 +292,13 @@ class GenerativeModel(Trainer, keras.Model):
         x = self._validated(x)
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self._validated(kwargs["validation_data"])
-        return super().fit(x, y, *args, callbacks=with_nan_guard(callbacks), **kwargs)
+        if MALLOC_TUNED:
+            release_free_memory()  # what loading the data freed
+        try:
+            return super().fit(x, y, *args, callbacks=with_nan_guard(callbacks), **kwargs)
+        finally:
+            if MALLOC_TUNED:
+                release_free_memory()
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         check_fit_arguments(x, y, kwargs.get("sample_weight"))

@@ -28,6 +28,13 @@ importance-sampled evaluation (`ImportanceScorer`): on torch, whose
 `torch.compile` (see `keras_vae.training.compiled_decoder`); TensorFlow and JAX
 compile the whole scorer already, so there `compiles_decoders` is `False`.
 
+On the JAX and PyTorch backends, importing this package sets glibc's
+`malloc` to keep freed blocks in the heap (`tune_malloc`, see
+`keras_vae.training.malloc_tuning`: a training step's buffers were
+`mmap`ped afresh, and page-faulted, every step); `fit` gives the heap's
+free pages back when it starts and ends (`release_free_memory`).
+`KERAS_VAE_MALLOC_TUNING=0` turns it off.
+
 `inference()` is the context in which the models run eagerly outside
 training (`encode`, `sample`, an uncompiled `log_likelihood`, ...): on
 torch `torch.no_grad()`, so that no autograd graph is recorded (an eager
@@ -40,9 +47,13 @@ import contextlib
 import keras
 
 from keras_vae.training.inputs import check_fit_arguments, unpack_inputs
+from keras_vae.training.malloc_tuning import release_free_memory, tune_malloc
 from keras_vae.training.nan_guard import NaNGuard, with_nan_guard
 
 _BACKEND = keras.backend.backend()
+
+# Before any JAX computation starts XLA's CPU client (see malloc_tuning).
+MALLOC_TUNED = tune_malloc(_BACKEND)
 
 if _BACKEND == "tensorflow":
     from keras_vae.training.tensorflow import Trainer
@@ -85,6 +96,7 @@ __all__ = [
     "check_fit_arguments",
     "compiles_decoders",
     "inference",
+    "release_free_memory",
     "unpack_inputs",
     "with_nan_guard",
 ]

@@ -16,11 +16,17 @@ The train step traces the model inside `fast_conv_gradients()`
 `conv` and `conv_transpose` the same forward and a faster kernel gradient
 (one matmul instead of the batch-contracting convolution XLA:CPU lowers it
 to); on where JAX runs on the CPU, `KERAS_VAE_FAST_CONV_GRADIENTS=0` off.
+
+Once the first train step has run (compiled), `fit` turns on the `malloc`
+settings that keep XLA's per-step buffer in the heap
+(`keras_vae.training.malloc_tuning.keep_freed_blocks`; after compiling,
+since the compiler fragments a heap without `mmap`).
 """
 
 import jax
 import keras
 
+from keras_vae.training import malloc_tuning
 from keras_vae.training.inputs import unpack_inputs
 from keras_vae.training.jax_conv_gradients import fast_conv_gradients
 from keras_vae.training.narrow_conv import narrow_convs
@@ -41,7 +47,7 @@ class Trainer:
     def make_train_function(self, force=False):
         super().make_train_function(force)
         self.train_function = self._restoring_state(
-            self.train_function,
+            self._keeping_freed_blocks(self.train_function),
             (
                 "trainable_variables",
                 "non_trainable_variables",
@@ -56,6 +62,19 @@ class Trainer:
             self.test_function,
             ("trainable_variables", "non_trainable_variables", "metrics_variables"),
         )
+
+    def _keeping_freed_blocks(self, function):
+        """`function`, calling `malloc_tuning.after_first_compile()` after
+        its calls until that has run once in the process."""
+        if function is None or not malloc_tuning.compile_pending():
+            return function
+
+        def keeping(state, iterator):
+            outputs = function(state, iterator)
+            malloc_tuning.after_first_compile()
+            return outputs
+
+        return keeping
 
     def _restoring_state(self, function, names):
         """`function(state, iterator)` that puts `state` back into the

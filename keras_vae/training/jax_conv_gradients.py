@@ -11,11 +11,21 @@ default sub-pixel decoder 3-5x longer. Here the kernel gradient is
 channel axis, times the other side, contracted over batch and positions
 in one `tensordot` (the side with fewer channels is windowed).
 
+The same windows serve twice more. A `conv_transpose`'s windows of the
+output gradient (one per input position) give its input gradient too,
+`windows @ kernel`, where XLA:CPU's own (a strided convolution) ran at
+half the matmul's speed; a strided `conv` computes its forward as
+`windows @ kernel` from the windows of its inputs, which its kernel
+gradient then reuses (XLA:CPU's strided convolutions ran at a third of
+its matmul speed on ARCH's encoder).
+
 `fast_conv_gradients()` swaps Keras' JAX `conv` and `conv_transpose` (what
 `keras.ops.conv*`, `Conv*D` and `Conv*DTranspose` call) for versions with
-the same forward and input gradient (`jax.linear_transpose` of the
-forward, what autodiff gives anyway) and this kernel gradient
-(`jax.custom_vjp`); the JAX train step traces the model inside it. Cases
+these gradients (`jax.custom_vjp`; the other input gradients are
+`jax.linear_transpose` of Keras' op, what autodiff gives anyway). Outside
+differentiation the forward is Keras' op; under it, a strided `conv`'s
+forward is the matmul, equal to Keras' to float32 rounding. The JAX train
+step traces the model inside it. Cases
 not derived and tested (dilation > 1, groups, dtypes other than float32,
 more than 3 spatial axes) call Keras' op unchanged. It is on where JAX runs
 on the CPU (measured there); `KERAS_VAE_FAST_CONV_GRADIENTS=1` turns it on
@@ -170,47 +180,79 @@ def _channels_last(plan, *tensors):
     return tuple(jax.numpy.moveaxis(t, 1, -1) for t in tensors)
 
 
-def _conv_transpose_kernel_gradient(x, dy, plan):
-    """The kernel gradient of `conv_transpose` (see `_conv_transpose_plan`),
-    shape `(*kernel_size, cout, cin)`."""
-    x, dy = _channels_last(plan, x, dy)
+def _from_channels_last(plan, tensor):
+    if plan["data_format"] == "channels_last":
+        return tensor
+    return jax.numpy.moveaxis(tensor, -1, 1)
+
+
+def _windows_times_kernel(windows, kernel):
+    """`windows @ kernel`, the kernel flattened to `(prod(kernel_size) * c,
+    c_other)` (the windows' channel order)."""
+    return jax.numpy.tensordot(
+        windows,
+        kernel.reshape(-1, kernel.shape[-1]),
+        axes=((windows.ndim - 1,), (0,)),
+        precision=jax.lax.Precision.HIGHEST,
+    )
+
+
+def _conv_transpose_gradients(x, kernel, dy, plan):
+    """Both gradients of `conv_transpose` (see `_conv_transpose_plan`) from
+    the windows of `dy`, one window per input position: the kernel
+    gradient `windows^T @ x`, shape `(*kernel_size, cout, cin)`, and the
+    input gradient `windows @ kernel` (XLA:CPU's own, a strided
+    convolution, ran at half the matmul's speed on ARCH)."""
+    x_last, dy_last = _channels_last(plan, x, dy)
     windows = _windows(
-        _pad_spatial(dy, plan["window_pads"]),
+        _pad_spatial(dy_last, plan["window_pads"]),
         plan["kernel_size"],
         starts=lambda offset: offset,
-        counts=x.shape[1:-1],
+        counts=x_last.shape[1:-1],
         strides=plan["strides"],
     )  # (batch, *input spatial, prod(kernel_size) * cout)
-    dk = _matmul_over_positions(windows, x)
-    return dk.reshape(plan["kernel_size"] + (dy.shape[-1], x.shape[-1])).astype(x.dtype)
+    dk = _matmul_over_positions(windows, x_last).reshape(kernel.shape)
+    dx = _from_channels_last(plan, _windows_times_kernel(windows, kernel))
+    return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 
-def _conv_kernel_gradient(x, dy, plan):
+def _conv_input_windows(x_last, plan, output_spatial):
+    """The stride-`s` windows of the padded inputs, one per output
+    position: `(batch, *output_spatial, prod(kernel_size) * cin)`."""
+    return _windows(
+        _pad_spatial(x_last, plan["pads"]),
+        plan["kernel_size"],
+        starts=lambda offset: offset,
+        counts=output_spatial,
+        strides=plan["strides"],
+    )
+
+
+def _conv_kernel_gradient(x, dy, plan, windows=None):
     """The kernel gradient of `conv` (see `_conv_plan`), shape
-    `(*kernel_size, cin, cout)`."""
+    `(*kernel_size, cin, cout)`; `windows`, if given, are the forward's
+    windows of the inputs."""
     x, dy = _channels_last(plan, x, dy)
     kernel_size, strides = plan["kernel_size"], plan["strides"]
-    x_pad = _pad_spatial(x, plan["pads"])
     cin, cout = x.shape[-1], dy.shape[-1]
-    if strides == (1,) * len(strides) and cout < cin:
-        windows = _windows(
+    if windows is None and strides == (1,) * len(strides) and cout < cin:
+        x_pad = _pad_spatial(x, plan["pads"])
+        dy_windows = _windows(
             _pad_spatial(dy, [(k - 1, k - 1) for k in kernel_size]),
             kernel_size,
             starts=lambda offset: [k - 1 - u for k, u in zip(kernel_size, offset)],
             counts=x_pad.shape[1:-1],
             strides=strides,
         )  # (batch, *padded input spatial, prod(kernel_size) * cout)
-        dk = _matmul_over_positions(windows, x_pad).reshape(kernel_size + (cout, cin))
+        dk = _matmul_over_positions(dy_windows, x_pad).reshape(kernel_size + (cout, cin))
         return jax.numpy.swapaxes(dk, -1, -2).astype(x.dtype)
-    windows = _windows(
-        x_pad, kernel_size, starts=lambda offset: offset, counts=dy.shape[1:-1], strides=strides
-    )  # (batch, *output spatial, prod(kernel_size) * cin)
+    if windows is None:
+        windows = _conv_input_windows(x, plan, dy.shape[1:-1])
     return _matmul_over_positions(windows, dy).reshape(kernel_size + (cin, cout)).astype(x.dtype)
 
 
-def _with_kernel_gradient(op, plan, kernel_gradient, args):
-    """`op(x, k, *args)` with the same forward and input gradient and
-    `kernel_gradient(x, dy, plan)` as its kernel gradient."""
+def _fast_conv_transpose(op, plan, args):
+    """`op` (Keras' `conv_transpose`) with `_conv_transpose_gradients`."""
 
     @jax.custom_vjp
     def fast(x, k):
@@ -221,8 +263,41 @@ def _with_kernel_gradient(op, plan, kernel_gradient, args):
 
     def backward(residuals, dy):
         x, k = residuals
+        return _conv_transpose_gradients(x, k, dy, plan)
+
+    fast.defvjp(forward, backward)
+    return fast
+
+
+def _fast_conv(op, plan, args):
+    """`op` (Keras' `conv`) with `_conv_kernel_gradient` as its kernel
+    gradient and Keras' input gradient (`jax.linear_transpose` of the
+    forward, what autodiff gives). A strided convolution computes its
+    forward as `windows @ kernel` from the windows its kernel gradient
+    takes, and keeps them for it (XLA:CPU's strided convolutions ran at
+    a third of its matmul speed on ARCH's encoder); a stride-1 one keeps
+    Keras' forward."""
+    strided = plan["strides"] != (1,) * len(plan["strides"])
+
+    @jax.custom_vjp
+    def fast(x, k):
+        return op(x, k, *args)
+
+    def forward(x, k):
+        y = op(x, k, *args) if not strided else None
+        if y is not None:
+            return y, (x, k, None)
+        y_shape = jax.eval_shape(lambda x, k: op(x, k, *args), x, k).shape
+        (x_last,) = _channels_last(plan, x)
+        channels_last = plan["data_format"] == "channels_last"
+        windows = _conv_input_windows(x_last, plan, y_shape[1:-1] if channels_last else y_shape[2:])
+        y = _from_channels_last(plan, _windows_times_kernel(windows, k))
+        return y.astype(x.dtype), (x, k, windows)
+
+    def backward(residuals, dy):
+        x, k, windows = residuals
         (dx,) = jax.linear_transpose(lambda x: op(x, k, *args), x)(dy)
-        return dx, kernel_gradient(x, dy, plan)
+        return dx, _conv_kernel_gradient(x, dy, plan, windows)
 
     fast.defvjp(forward, backward)
     return fast
@@ -247,7 +322,7 @@ def with_fast_kernel_gradients(conv=None, conv_transpose=None):
         plan = _conv_plan(inputs, kernel, *args)
         if plan is None:
             return conv(inputs, kernel, *args)
-        return _with_kernel_gradient(conv, plan, _conv_kernel_gradient, args)(inputs, kernel)
+        return _fast_conv(conv, plan, args)(inputs, kernel)
 
     def fast_conv_transpose(
         inputs,
@@ -263,9 +338,7 @@ def with_fast_kernel_gradients(conv=None, conv_transpose=None):
         plan = _conv_transpose_plan(inputs, kernel, *args)
         if plan is None:
             return conv_transpose(inputs, kernel, *args)
-        return _with_kernel_gradient(conv_transpose, plan, _conv_transpose_kernel_gradient, args)(
-            inputs, kernel
-        )
+        return _fast_conv_transpose(conv_transpose, plan, args)(inputs, kernel)
 
     fast_conv.has_fast_kernel_gradient = True
     fast_conv_transpose.has_fast_kernel_gradient = True
