@@ -65,8 +65,11 @@ class Trainer:
 
     def _keeping_freed_blocks(self, function):
         """`function`, calling `malloc_tuning.after_first_compile()` after
-        its calls until that has run once in the process."""
-        if function is None or not malloc_tuning.compile_pending():
+        its calls until that has run once in the process (unchanged if
+        `function` is already wrapped: Keras keeps it across `fit` calls)."""
+        if function is None or getattr(function, "restores_state", False):
+            return function
+        if not malloc_tuning.compile_pending():
             return function
 
         def keeping(state, iterator):

@@ -284,9 +284,8 @@ def _fast_conv(op, plan, args):
         return op(x, k, *args)
 
     def forward(x, k):
-        y = op(x, k, *args) if not strided else None
-        if y is not None:
-            return y, (x, k, None)
+        if not strided:
+            return op(x, k, *args), (x, k, None)
         y_shape = jax.eval_shape(lambda x, k: op(x, k, *args), x, k).shape
         (x_last,) = _channels_last(plan, x)
         channels_last = plan["data_format"] == "channels_last"

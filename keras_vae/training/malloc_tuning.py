@@ -25,11 +25,13 @@ starts, so import `keras_vae` before running JAX computations for the
 setting to reach them). On PyTorch it sets all three; on JAX only the
 first, and the JAX train step calls `keep_freed_blocks()` for the other
 two once its first call has compiled it: XLA's compiler, run without
-`mmap`, left the heap fragmented and the process's peak RSS 40% higher.
-The cost that remains: memory freed inside the heap is reused by the
-process but not given back to the system, so every zoo model's `fit`
+`mmap`, left the heap fragmented and the process's peak RSS about 40%
+higher. The cost that remains: memory freed inside the heap is reused by
+the process but not given back to the system, so every zoo model's `fit`
 gives the heap's free pages back when it starts and when it ends
-(`release_free_memory()`, `malloc_trim`).
+(`release_free_memory()`, `malloc_trim`); and on JAX the peak RSS of a
+run depends on how the heap happens to be laid out (ARCH: 725-1,322 MiB
+from process to process, against 896-933 with glibc's defaults).
 
 Measured on the 2-core development CPU (`benchmarks/malloc_tuning.py`,
 benchmarks/RESULTS.md). Nothing happens outside Linux with glibc, and
