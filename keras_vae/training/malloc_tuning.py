@@ -39,6 +39,7 @@ benchmarks/RESULTS.md). Nothing happens outside Linux with glibc, and
 """
 
 import ctypes
+import functools
 import os
 import platform
 
@@ -57,8 +58,11 @@ _BACKENDS = ("jax", "torch")
 _pending = {"keep_freed_blocks": False}
 
 
+@functools.cache
 def _glibc():
-    """The process's C library if it is glibc, else `None`."""
+    """The process's C library if it is glibc, else `None` (looked up once:
+    `platform.libc_ver()` reads the Python executable, and `fit` asks
+    twice per call)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
