@@ -1,10 +1,9 @@
-"""The time-budget logic, options and packing of benchmarks/gpu/session.py
+"""The time-budget logic, options and NLL summaries of benchmarks/gpu/session.py
 (the GPU session's driver); pure Python, no model runs (its CPU dry run is
 `bash benchmarks/gpu/session.sh --smoke --block-tf`)."""
 
 import importlib.util
-import os
-import tarfile
+import re
 from pathlib import Path
 
 import pytest
@@ -26,9 +25,16 @@ def test_benchmark_shares_favour_jax_and_never_exceed_what_is_left():
 def test_smoke_options_shrink_every_phase():
     full, smoke = session.parse_args([]), session.parse_args(["--smoke"])
     assert smoke.budget_s < full.budget_s and smoke.bench_s < full.bench_s
-    assert "--epochs" in smoke.train and full.train == []
-    assert smoke.run_dir != full.run_dir  # a smoke run never touches the real run folder
-    assert full.run_dir == "zoo/training_state/hvae_binarized_mnist"
+    assert smoke.nll_samples < full.nll_samples == 5000
+    assert "--num-images" in smoke.nll and full.nll == []
+
+
+def test_prepare_keeps_the_weights_of_the_nll_presets():
+    prepare = (ROOT / "benchmarks/gpu/prepare.sh").read_text()
+    keep = re.search(r'^KEEP="([^"]*)"', prepare, re.MULTILINE).group(1).split()
+    assert keep == list(session.NLL_PRESETS) == session.parse_args([]).nll_presets
+    for preset in keep:
+        assert (ROOT / "keras_vae/preset_files" / preset / "model.weights.h5").is_file()
 
 
 def test_budget_must_exceed_margin():
@@ -36,21 +42,20 @@ def test_budget_must_exceed_margin():
         session.parse_args(["--budget-s", "30", "--margin-s", "45"])
 
 
-def test_pack_splits_a_large_run_folder_into_parts(tmp_path, monkeypatch):
-    monkeypatch.setattr(session, "ROOT", tmp_path)
-    monkeypatch.setattr(session, "PART_BYTES", 1000)
-    run = tmp_path / "runs" / "r"
-    run.mkdir(parents=True)
-    (run / "weights.bin").write_bytes(os.urandom(3500))  # incompressible: 4 parts
-    (run / "run.lock").write_text("123\n")
-    out = tmp_path / "out"
-    out.mkdir()
-    packed = session.pack(["runs/r", "runs/absent"], out)
-    assert packed["folders"] == ["runs/r"] and len(packed["files"]) == 4
-    joined = out / "joined.tar.gz"
-    joined.write_bytes(b"".join((out / name).read_bytes() for name in packed["files"]))
-    with tarfile.open(joined) as tar:
-        names = tar.getnames()
-    assert "runs/r/weights.bin" in names and "runs/r/run.lock" not in names
-    monkeypatch.setattr(session, "PART_BYTES", 500)  # 8 parts: over the 8 files of $OUT
-    assert "error" in session.pack(["runs/r"], tmp_path / "out")
+def test_nll_summary_of_a_stopped_worker_counts_what_it_measured():
+    chunk = {"kind": "nll_chunk", "seconds": 1.0}
+    records = [
+        {"kind": "nll_start", "preset": "p", "num_samples": 5000, "test_images": 10},
+        {**chunk, "images": 3, "sum_log_px": -240.0, "sum_sq_log_px": 3 * 6400.0},
+        {**chunk, "images": 1, "sum_log_px": -84.0, "sum_sq_log_px": 84.0**2},
+    ]
+    summary = session.summarize_nll(records)
+    assert summary["images"] == 4 and not summary["complete"]
+    assert summary["nll"] == 81.0 and summary["nll_stderr"] == 0.866  # sqrt(3 / 4)
+    assert session.summarize_nll(records[:1]) == {
+        "images": 0,
+        "num_samples": 5000,
+        "test_images_asked": 10,
+        "complete": False,
+    }
+    assert session.summarize_nll([]) == {"images": 0}

@@ -10,8 +10,9 @@
 # 2. Wheels: keras, namex and optree for the device's Python 3.12 into the ignored .whl/
 #    (carried; the device has jax and torch but no keras), unless already there.
 # 3. Size: the working tree that travels is capped at 64 MiB and the preset weights
-#    (keras_vae/preset_files/*/*.weights.h5, about 90 MB) take it over; the GPU job does not
-#    need them. They are MOVED (mv, a rename on one file system) to $GPU_STASH, by default
+#    (keras_vae/preset_files/*/*.weights.h5, about 90 MB) take it over; the GPU job needs only
+#    those of the presets whose NLL it measures (KEEP, session.py's NLL_PRESETS, 15 MB).
+#    The others are MOVED (mv, a rename on one file system) to $GPU_STASH, by default
 #    ../.gpu_stash_<checkout name> beside the checkout: outside the repository, so they do not
 #    travel and `git clean` cannot reach them. A file already in the stash is only replaced
 #    after `cmp` finds it identical. restore.sh moves them back.
@@ -27,6 +28,7 @@ ROOT=$PWD
 SHARED_DATA=${SHARED_DATA:-$ROOT/../shared/data}
 [ -d "$SHARED_DATA" ] || SHARED_DATA=/work/shared/data
 GPU_STASH=${GPU_STASH:-$ROOT/../.gpu_stash_$(basename "$ROOT")}
+KEEP="hvae_binarized_mnist vae_binarized_mnist"  # = NLL_PRESETS in benchmarks/gpu/session.py
 UNTRACK=0
 for arg in "$@"; do
   case $arg in
@@ -59,10 +61,12 @@ if ! ls .whl/keras-3*.whl .whl/namex-*.whl .whl/optree-*cp312*.whl >/dev/null 2>
 fi
 echo "wheels: $(cd .whl && ls *.whl | tr '\n' ' ')"
 
-# 3. Move the preset weights out of the tree.
+# 3. Move the preset weights out of the tree, but KEEP's.
 moved=0
 for f in keras_vae/preset_files/*/*.weights.h5; do
   [ -f "$f" ] || continue
+  preset=$(basename "$(dirname "$f")")
+  case " $KEEP " in *" $preset "*) continue ;; esac
   dest=$GPU_STASH/$f
   mkdir -p "$(dirname "$dest")"
   if [ -e "$dest" ]; then
@@ -77,7 +81,7 @@ for f in keras_vae/preset_files/*/*.weights.h5; do
   fi
   moved=$((moved + 1))
 done
-echo "preset weights: moved $moved file(s) to $GPU_STASH ($(find "$GPU_STASH" -type f 2>/dev/null | wc -l) there)"
+echo "preset weights: moved $moved file(s) to $GPU_STASH ($(find "$GPU_STASH" -type f 2>/dev/null | wc -l) there); kept: $KEEP"
 if [ $UNTRACK = 1 ]; then
   git ls-files -z 'keras_vae/preset_files/*.weights.h5' | while IFS= read -r -d '' f; do
     [ -e "$f" ] || git rm -q --cached -- "$f"
@@ -86,7 +90,7 @@ if [ $UNTRACK = 1 ]; then
 fi
 
 # 4. What travels.
-carried=(.whl .gpu_data)  # the run folder, zoo/training_state/, is tracked: it travels anyway
+carried=(.whl .gpu_data)
 total=$(
   { git ls-files -z --cached --others --exclude-standard; \
     for c in "${carried[@]}"; do if [ -e "$c" ]; then find "$c" -type f -print0; fi; done; } |

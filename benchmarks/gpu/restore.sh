@@ -7,10 +7,7 @@
 #    tree: it stops and says so), and puts back in the index any that prepare.sh --untrack
 #    removed (only paths staged as deleted).
 # 2. With FILES_AT (the `files_at` folder of the run call's reply, holding what came back
-#    from $OUT): checks and unpacks hvae_run.tar.gz (or its .partNN files) where the run
-#    folder was (zoo/training_state/ or runs/; an existing one is first moved to
-#    runs/<name>.before-<time>, never deleted), removes a stale run.lock, and copies
-#    results.json and session.log into
+#    from $OUT): copies results.json and session.log into
 #    benchmarks/gpu/results/<UTC time>/ for the record.
 # Idempotent: with nothing in the stash and no FILES_AT it does nothing.
 set -euo pipefail
@@ -52,27 +49,3 @@ mkdir -p "benchmarks/gpu/results/$stamp"
 cp "$FILES_AT/results.json" "benchmarks/gpu/results/$stamp/"
 [ -f "$FILES_AT/session.log" ] && cp "$FILES_AT/session.log" "benchmarks/gpu/results/$stamp/"
 echo "results: benchmarks/gpu/results/$stamp/"
-tmp=$(mktemp -d)
-if [ -f "$FILES_AT/hvae_run.tar.gz" ]; then
-  cp "$FILES_AT/hvae_run.tar.gz" "$tmp/run.tar.gz"
-elif ls "$FILES_AT"/hvae_run.tar.gz.part* >/dev/null 2>&1; then
-  cat "$FILES_AT"/hvae_run.tar.gz.part* >"$tmp/run.tar.gz"
-else
-  echo "no run folder came back"; rm -rf "$tmp"; exit 0
-fi
-want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["train"]["packed"]["sha256"])' \
-  "$FILES_AT/results.json")
-have=$(sha256sum "$tmp/run.tar.gz" | cut -d' ' -f1)
-[ "$want" = "$have" ] || { echo "restore.sh: run tar checksum differs" >&2; exit 1; }
-mkdir -p "$tmp/x"
-tar -xzf "$tmp/run.tar.gz" -C "$tmp/x"
-for folder in "$tmp"/x/runs/* "$tmp"/x/zoo/training_state/*; do
-  [ -e "$folder" ] || continue
-  name=${folder#"$tmp"/x/}
-  mkdir -p runs "$(dirname "$name")"
-  if [ -e "$name" ]; then mv "$name" "runs/$(basename "$name").before-$stamp"; fi
-  mv "$folder" "$name"
-  rm -f "$name/run.lock"
-  echo "run folder: $name"
-done
-rm -rf "$tmp"

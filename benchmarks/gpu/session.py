@@ -1,4 +1,4 @@
-"""The GPU session of issue 24 part 5 and issue 21 part 4, in one fixed time budget.
+"""The GPU session of issue 24 part 5, in one fixed time budget.
 
 Usage (what `benchmarks/gpu/session.sh` runs on the device machine):
 
@@ -6,7 +6,7 @@ Usage (what `benchmarks/gpu/session.sh` runs on the device machine):
     python benchmarks/gpu/session.py --smoke --out /tmp/gpu_smoke   # CPU dry run, ~2 min
 
 Three phases, each inside its share of `--budget-s` (the whole process ends
-by then, `--margin-s` before it at the latest for the packing):
+by then, `--margin-s` before it at the latest):
 
 1. the machine: `nvidia-smi`, Python and package versions;
 2. benchmarks, one process per backend (`jax` first, then `torch`, then
@@ -14,47 +14,40 @@ by then, `--margin-s` before it at the latest for the packing):
    training images/s of issue 24's ARCH network and of the default conv VAE
    at each `--batches`, and the time of `log_likelihood(k=1000)` on a random
    test subset (`benchmarks/gpu/worker.py`);
-3. the remaining minutes train `hvae_binarized_mnist` on JAX with the
-   project's runner, `python -m zoo.train hvae_binarized_mnist --run-dir
-   zoo/training_state/hvae_binarized_mnist --output
-   runs/hvae_binarized_mnist_preset --switch-backend` (the run folder is
-   committed in the repository, so it travels with the working tree; it may
-   have been trained on another backend: the CPU sessions train it on
-   TensorFlow),
-   stopped with SIGINT (the runner keeps its last finished epoch) before
-   the budget ends. The run folder is then packed into
-   `OUT/hvae_run.tar.gz` (split into `.partNN` files of 15 MiB if larger)
-   for `benchmarks/gpu/restore.sh` to unpack here, so the next session
-   (GPU or CPU, `KERAS_BACKEND=jax`) resumes it with the same command.
+3. the remaining minutes measure the test NLL of `--nll-presets` on JAX at
+   k = `--nll-samples` (5000: the estimator of the published figures the
+   README sets beside them; the presets' own figures are k = 1000 on the
+   CPU), each on the binarized MNIST test images in a random order, in
+   chunks (`benchmarks/gpu/preset_nll.py`): a preset stopped by the time
+   limit has a uniformly random subset measured, stated with its count.
+   Their weights must travel: `prepare.sh` leaves the presets of
+   `NLL_PRESETS` in the tree.
 
 Every figure goes to `OUT/results.json` (rewritten after each phase) and
-the whole output to `OUT/session.log`; the runner's own output to
-`OUT/train.log`. At most 8 files come back from OUT: results.json,
-session.log, train.log and up to 5 tar parts.
+the whole output to `OUT/session.log`.
 """
 
 import argparse
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import platform
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("worker.py")
-PART_BYTES = 15 * 2**20  # files back from $OUT: 16 MiB each at most
-MAX_PARTS = 5  # 8 files at most: results.json, session.log, train.log, parts
+NLL_WORKER = Path(__file__).with_name("preset_nll.py")
+# The presets of phase 3, the most telling first; prepare.sh keeps their weights in the tree.
+NLL_PRESETS = ("hvae_binarized_mnist", "vae_binarized_mnist")
 PACKAGES = ("keras", "jax", "jaxlib", "torch", "tensorflow", "numpy", "h5py", "optree")
-TRAIN_PRESET = "hvae_binarized_mnist"
 JAX_WEIGHT = 1.5  # JAX's share of the benchmark time against 1 for each other backend
 
 # Tiny settings of the CPU dry run (`--smoke`): every phase runs, in ~2 min.
@@ -62,7 +55,7 @@ SMOKE = {
     "budget_s": 150,
     "bench_s": 100,
     "margin_s": 10,
-    "min_train_s": 20,
+    "min_nll_s": 20,
     "worker": [
         "--batches",
         "16",
@@ -83,18 +76,8 @@ SMOKE = {
         "--steps-per-execution",
         "2",
     ],
-    "train": [
-        "--epochs",
-        "2",
-        "--train-images",
-        "256",
-        "--eval-samples",
-        "10",
-        "--eval-images",
-        "16",
-    ],
-    "run_dir": "runs/hvae_smoke",
-    "preset_out": "runs/hvae_smoke_preset",
+    "nll": ["--num-images", "8", "--chunk", "4"],
+    "nll_samples": 10,
 }
 
 
@@ -215,51 +198,38 @@ def read_records(path):
     return records
 
 
-def pack(folders, out_dir):
-    """`folders` (those that exist) in one gzip tar under `out_dir`, split
-    into parts of `PART_BYTES`. Returns a description for results.json."""
-    folders = [f for f in folders if (ROOT / f).is_dir()]
-    if not folders:
-        return {"files": [], "note": "no run folder to pack"}
-    for folder in folders:  # a lock left by a killed run names a pid of this machine
-        (ROOT / folder / "run.lock").unlink(missing_ok=True)
-    tar_path = Path(out_dir) / "hvae_run.tar.gz"
-    with tarfile.open(tar_path, "w:gz") as tar:
-        for folder in folders:
-            tar.add(ROOT / folder, arcname=folder)
-    data = tar_path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if len(data) <= PART_BYTES:
-        files = [tar_path.name]
-    else:
-        parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
-        if len(parts) > MAX_PARTS:
-            tar_path.unlink()
-            return {"files": [], "bytes": len(data), "error": "run folder too large to return"}
-        files = []
-        for i, part in enumerate(parts):
-            name = f"{tar_path.name}.part{i:02d}"
-            (Path(out_dir) / name).write_bytes(part)
-            files.append(name)
-        tar_path.unlink()
-    return {"files": files, "bytes": len(data), "sha256": digest, "folders": folders}
+def summarize_nll(records):
+    """What one `preset_nll.py` worker's records say: the mean NLL (nats),
+    its standard error, the images measured against those asked for.
 
-
-def train_summary(run_dir):
-    """What the run folder says of its progress (the runner's own files)."""
-    run_dir = ROOT / run_dir
-    summary = (
-        {"files": sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())}
-        if run_dir.is_dir()
-        else {}
-    )
-    for path in sorted(run_dir.glob("*.json")) if run_dir.is_dir() else []:
-        if path.name == "run.json" or path.stat().st_size > 100_000:
-            continue
-        try:
-            summary[path.name] = json.loads(path.read_text())
-        except ValueError:
-            pass
+    >>> summarize_nll([
+    ...     {"kind": "nll_start", "preset": "p", "num_samples": 5000, "test_images": 10000},
+    ...     {"kind": "nll_chunk", "images": 2, "sum_log_px": -160.0, "sum_sq_log_px": 12802.0,
+    ...      "seconds": 1.0},
+    ...     {"kind": "nll_chunk", "images": 2, "sum_log_px": -160.0, "sum_sq_log_px": 12802.0,
+    ...      "seconds": 2.0},
+    ... ])
+    {'images': 4, 'nll': 80.0, 'nll_stderr': 0.5, 'seconds': 3.0, 'num_samples': 5000, \
+'test_images_asked': 10000, 'complete': False}
+    """
+    chunks = [r for r in records if r.get("kind") == "nll_chunk"]
+    n = sum(r["images"] for r in chunks)
+    summary = {"images": n}
+    if n:
+        mean = sum(r["sum_log_px"] for r in chunks) / n
+        variance = max(0.0, sum(r["sum_sq_log_px"] for r in chunks) / n - mean * mean)
+        summary.update(
+            nll=round(-mean, 4),
+            nll_stderr=round(math.sqrt(variance / n), 4),
+            seconds=round(sum(r["seconds"] for r in chunks), 1),
+        )
+    start = next((r for r in records if r.get("kind") == "nll_start"), None)
+    if start is not None:
+        summary.update(
+            num_samples=start["num_samples"],
+            test_images_asked=start["test_images"],
+            complete=n == start["test_images"],
+        )
     return summary
 
 
@@ -269,17 +239,18 @@ def parse_args(argv=None):
     parser.add_argument("--smoke", action="store_true", help="tiny CPU dry run of every phase")
     parser.add_argument("--budget-s", type=float, default=540.0, help="whole session, seconds")
     parser.add_argument("--bench-s", type=float, default=330.0, help="all benchmarks, seconds")
-    parser.add_argument("--margin-s", type=float, default=45.0, help="kept for packing")
+    parser.add_argument("--margin-s", type=float, default=20.0, help="kept at the end")
     parser.add_argument(
-        "--min-train-s", type=float, default=60.0, help="skip training when less is left"
+        "--min-nll-s", type=float, default=30.0, help="skip a preset's NLL when less is left"
     )
+    parser.add_argument("--nll-presets", nargs="*", default=list(NLL_PRESETS))
+    parser.add_argument("--nll-samples", type=int, default=5000, help="k of phase 3")
     parser.add_argument(
         "--backends",
         nargs="+",
         default=["jax", "torch", "tensorflow"],
         choices=["jax", "torch", "tensorflow"],
     )
-    parser.add_argument("--no-train", action="store_true", help="benchmarks only")
     parser.add_argument(
         "--block-tf",
         action="store_true",
@@ -287,9 +258,7 @@ def parse_args(argv=None):
     )
     args = parser.parse_args(argv)
     args.worker = []
-    args.train = []
-    args.run_dir = "zoo/training_state/hvae_binarized_mnist"
-    args.preset_out = "runs/hvae_binarized_mnist_preset"
+    args.nll = []
     if args.smoke:
         for key, value in SMOKE.items():
             setattr(args, key, value)
@@ -382,54 +351,41 @@ def main(argv=None):
         say(f"{backend}: returncode {rc} after {seconds}s{' (stopped)' if stopped else ''}")
         save()
 
-    # 3. Train the hierarchical VAE on JAX with the runner, until the budget ends.
-    train_limit = clock.left() - args.margin_s
-    command = [
-        sys.executable,
-        "-m",
-        "zoo.train",
-        TRAIN_PRESET,
-        "--run-dir",
-        args.run_dir,
-        "--output",
-        args.preset_out,
-        "--switch-backend",  # the carried run folder may come from a CPU run on TensorFlow
-        *args.train,
-    ]
-    results["train"] = {
-        "command": "KERAS_BACKEND=jax python " + " ".join(command[1:]),
-        "limit_s": round(train_limit, 1),
-    }
-    if args.no_train or "jax" not in backends:
-        say("training skipped" + ("" if args.no_train else ": JAX is not installed"))
-    elif train_limit < args.min_train_s:
-        say(f"training skipped: {train_limit:.0f}s left")
-    else:
-        say(
-            f"training {TRAIN_PRESET} on JAX for at most {train_limit:.0f}s: "
-            + results["train"]["command"]
-        )
-        save()
+    # 3. The presets' test NLL on JAX, until the budget ends.
+    results["nll"] = []
+    if "jax" not in backends:
+        say("presets' NLL skipped: JAX is not installed")
+    for i, preset in enumerate(args.nll_presets):
+        # The first preset may take all that is left; a preset that ends early leaves its
+        # time to the next.
+        limit = clock.left() - args.margin_s
+        if limit < args.min_nll_s or "jax" not in backends:
+            say(f"{preset}: NLL skipped, {limit:.0f}s left")
+            results["nll"].append({"preset": preset, "images": 0, "skipped": True})
+            continue
+        records = out / f"nll_{i}.jsonl"
+        command = [
+            sys.executable,
+            str(NLL_WORKER),
+            "--results",
+            str(records),
+            "--preset",
+            preset,
+            "--num-samples",
+            str(args.nll_samples),
+            *args.nll,
+        ]
+        say(f"{preset}: NLL at k={args.nll_samples} on JAX, at most {limit:.0f}s")
         rc, seconds, stopped = run_limited(
-            command,
-            {**env, "KERAS_BACKEND": "jax"},
-            train_limit,
-            out / "train.log",
-            signal.SIGINT,
-            grace_s=max(5, min(30, args.margin_s / 2)),
+            command, {**env, "KERAS_BACKEND": "jax"}, limit, log, signal.SIGKILL, grace_s=5
         )
-        results["train"].update(returncode=rc, seconds=seconds, stopped=stopped)
-        # The runner's line on Ctrl-C (keras_vae.runner.INTERRUPTED): the run folder
-        # is consistent even if the process then dies at exit (seen once on the CPU:
-        # JAX exited with SIGSEGV after this line).
-        train_log = (out / "train.log").read_text(errors="replace")
-        results["train"]["interrupt_handled"] = "run the same command again to resume" in train_log
-        results["train"]["progress"] = train_summary(args.run_dir)
-        results["train"]["packed"] = pack([args.run_dir, args.preset_out], out)
-        say(
-            f"training: returncode {rc} after {seconds}s; packed "
-            f"{results['train']['packed'].get('files')}"
-        )
+        found = read_records(records)
+        records.unlink(missing_ok=True)
+        summary = {"preset": preset, **summarize_nll(found)}
+        summary.update(returncode=rc, worker_seconds=seconds, stopped=stopped)
+        results["nll"].append(summary)
+        say(f"{preset}: {json.dumps(summary)}")
+        save()
     if blocker is not None:
         shutil.rmtree(blocker.parent, ignore_errors=True)
     save()

@@ -13,6 +13,18 @@ from keras_vae.compression import CompressionError, container
 from keras_vae.datasets.binarized_mnist import load_binarized_mnist
 
 
+def stream_bits(data):
+    """The ANS stream's bits, less the initial bits its header reports."""
+    header = compression.read_header(data)
+    return 32 * len(container.unpack(data)[3]) - header["initial_bits"]
+
+
+def negative_elbo_bits(model, images, num_samples):
+    """`model`'s negative ELBO of `images`, summed, in bits (seed 0)."""
+    elbo = model.elbo(images.astype("float32"), num_samples=num_samples, seed=0)
+    return -float(np.sum(elbo)) / np.log(2)
+
+
 @pytest.fixture(scope="module")
 def preset_model():
     return kv.from_preset("vae_binarized_mnist")
@@ -42,10 +54,7 @@ def test_round_trip_mnist_preset_is_bit_exact(preset_model, mnist_images):
     assert header["count"] == 20 and header["shape"] == [28, 28, 1]
     # The ANS stream alone costs about the negative ELBO (0.166 bits per
     # pixel on the test set); the header and the initial bits are extra.
-    words = container.unpack(data)[3]
-    stream_bits = 32 * len(words) - header["initial_bits"]
-    negative_elbo_bits = -preset_model.elbo(mnist_images, seed=0).sum() / np.log(2)
-    assert stream_bits < 1.1 * negative_elbo_bits
+    assert stream_bits(data) < 1.1 * negative_elbo_bits(preset_model, mnist_images, 1)
     assert header["bits_per_pixel"] < 0.5
 
 
@@ -231,12 +240,9 @@ def test_hierarchical_round_trip_is_bit_exact_and_costs_the_negative_elbo(hierar
     # (one posterior sample per image, against the ELBO averaged over 20:
     # a few % of noise, from 32-bit words and the samples; without the
     # bits back it would cost 12 bits more per latent, +60%).
-    words = container.unpack(data)[3]
-    stream_bits = 32 * len(words) - header["initial_bits"]
-    negative_elbo_bits = -model.elbo(images.astype("float32"), num_samples=20, seed=0).sum()
-    negative_elbo_bits /= np.log(2)
     assert 0 < header["initial_bits"] < 32 * codec.num_seed_words
-    assert abs(stream_bits - negative_elbo_bits) < 0.05 * negative_elbo_bits
+    expected = negative_elbo_bits(model, images, 20)
+    assert abs(stream_bits(data) - expected) < 0.05 * expected
     # Zero and one image.
     for count in (0, 1):
         again = compression.decompress(model, compression.compress(model, images[:count]))
@@ -255,10 +261,8 @@ def test_hierarchical_preset_round_trip_costs_its_negative_elbo(mnist_images):
     np.testing.assert_array_equal(compression.decompress(model, data), images)
     header = compression.read_header(data)
     assert header["preset"] == "hvae_binarized_mnist" and header["codec"] == "bb-ans-hvae-bernoulli"
-    stream_bits = 32 * len(container.unpack(data)[3]) - header["initial_bits"]
-    negative_elbo_bits = -model.elbo(images.astype("float32"), num_samples=20, seed=0).sum()
-    negative_elbo_bits /= np.log(2)
-    assert abs(stream_bits - negative_elbo_bits) < 0.1 * negative_elbo_bits + 64
+    expected = negative_elbo_bits(model, images, 20)
+    assert abs(stream_bits(data) - expected) < 0.1 * expected + 64
 
 
 def test_hierarchical_steps_pad_to_powers_of_two_and_old_streams_still_decode(hierarchical):
@@ -294,11 +298,8 @@ def test_hierarchical_round_trip_with_a_pixelcnn_head():
     images = (np.random.default_rng(6).random((24, 8, 8, 1)) > 0.5).astype("uint8")
     data = compression.compress(model, images, batch_size=4)
     np.testing.assert_array_equal(compression.decompress(model, data), images)
-    header = compression.read_header(data)
-    stream_bits = 32 * len(container.unpack(data)[3]) - header["initial_bits"]
-    negative_elbo_bits = -model.elbo(images.astype("float32"), num_samples=20, seed=0).sum()
-    negative_elbo_bits /= np.log(2)
-    assert abs(stream_bits - negative_elbo_bits) < 0.1 * negative_elbo_bits
+    expected = negative_elbo_bits(model, images, 20)
+    assert abs(stream_bits(data) - expected) < 0.1 * expected
 
 
 def test_pixelcnn_head_codes_each_pixel_with_the_models_probability():
