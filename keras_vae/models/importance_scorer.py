@@ -64,6 +64,10 @@ class ImportanceScorer(keras.Model):
         # (about as long as the compiled call itself, or longer).
         self.built = True
 
+    def make_predict_function(self, force=False):
+        with training.keras_jit_options():  # JAX on the CPU: XLA's own convolutions
+            return super().make_predict_function(force)
+
     def call(self, inputs):
         x, noise, mask = inputs
         log_weights = self.scored.importance_log_weight_fn(x, self.decoder_in_use)

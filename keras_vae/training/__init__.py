@@ -35,6 +35,13 @@ On the JAX and PyTorch backends, importing this package sets glibc's
 free pages back when it starts and ends (`release_free_memory`).
 `KERAS_VAE_MALLOC_TUNING=0` turns it off.
 
+`keras_jit_options()` is the context in which Keras compiles a model's
+functions with the library's XLA:CPU options on JAX (convolutions on XLA's
+own kernels, not YNNPACK's; `keras_vae.training.xla_cpu_options`,
+`KERAS_VAE_XLA_CPU_OPTIONS=0` off): the JAX `Trainer` uses it, so do the
+compiled helpers that are plain `keras.Model`s (`ImportanceScorer`); on
+the other backends it does nothing.
+
 `inference()` is the context in which the models run eagerly outside
 training (`encode`, `sample`, an uncompiled `log_likelihood`, ...): on
 torch `torch.no_grad()`, so that no autograd graph is recorded (an eager
@@ -49,6 +56,7 @@ import keras
 from keras_vae.training.inputs import check_fit_arguments, unpack_inputs
 from keras_vae.training.malloc_tuning import release_free_memory, tune_malloc
 from keras_vae.training.nan_guard import NaNGuard, with_nan_guard
+from keras_vae.training.xla_cpu_options import keras_jit_options
 
 _BACKEND = keras.backend.backend()
 
@@ -96,6 +104,7 @@ __all__ = [
     "check_fit_arguments",
     "compiles_decoders",
     "inference",
+    "keras_jit_options",
     "release_free_memory",
     "unpack_inputs",
     "with_nan_guard",

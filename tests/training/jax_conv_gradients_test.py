@@ -84,6 +84,19 @@ def inputs_and_kernel(rng, spatial, kernel_size, data_format, channels_in, kerne
     return x, rng.standard_normal((*kernel_size, *kernel_channels)).astype("float32")
 
 
+def assert_forward_is_keras_own(op, reference, *args):
+    """On JAX, `op` (a `keras.ops` convolution) inside `fast_conv_gradients()`
+    gives Keras' JAX op's outputs, `reference`, exactly. On TensorFlow and
+    torch the swap changes nothing (`test_swap_is_scoped_and_only_on_jax`);
+    their ops are not called here: TensorFlow's CPU kernels refuse
+    `channels_first` where oneDNN is off (AMD CPUs)."""
+    if BACKEND != "jax":
+        return
+    with conv_gradients.fast_conv_gradients():
+        outputs = keras.ops.convert_to_numpy(op(*args))
+    np.testing.assert_array_equal(outputs, reference)
+
+
 def assert_vjps_match(original, fast, x, kernel, dy):
     """Under differentiation, the outputs and the input and kernel
     gradients of `fast` equal `original`'s (JAX's autodiff of Keras' JAX
@@ -113,13 +126,11 @@ def test_conv_transpose_gradients_match_keras_op(case):
     # Keras' conv_transpose kernel is (*kernel_size, out, in).
     x, kernel = inputs_and_kernel(rng, spatial, kernel_size, data_format, 3, (2, 3))
     args = (strides, padding, output_padding, data_format)
-    reference = keras.ops.convert_to_numpy(keras.ops.conv_transpose(x, kernel, *args))
-    with conv_gradients.fast_conv_gradients():
-        outputs = keras.ops.convert_to_numpy(keras.ops.conv_transpose(x, kernel, *args))
-    np.testing.assert_array_equal(outputs, reference)  # the forward is Keras' own
     # The gradients are JAX's, whatever the Keras backend: checked on all.
     from keras.src.backend.jax import nn as jax_nn
 
+    reference = np.asarray(jax_nn.conv_transpose(x, kernel, *args))
+    assert_forward_is_keras_own(keras.ops.conv_transpose, reference, x, kernel, *args)
     dy = rng.standard_normal(reference.shape).astype("float32")
     _, fast = conv_gradients.with_fast_kernel_gradients(conv_transpose=jax_nn.conv_transpose)
     assert_vjps_match(
@@ -139,12 +150,10 @@ def test_conv_gradients_match_keras_op(case):
         rng, spatial, kernel_size, data_format, channels_in, (channels_in, channels_out)
     )
     args = (strides, padding, data_format)
-    reference = keras.ops.convert_to_numpy(keras.ops.conv(x, kernel, *args))
-    with conv_gradients.fast_conv_gradients():
-        outputs = keras.ops.convert_to_numpy(keras.ops.conv(x, kernel, *args))
-    np.testing.assert_array_equal(outputs, reference)
     from keras.src.backend.jax import nn as jax_nn
 
+    reference = np.asarray(jax_nn.conv(x, kernel, *args))
+    assert_forward_is_keras_own(keras.ops.conv, reference, x, kernel, *args)
     dy = rng.standard_normal(reference.shape).astype("float32")
     fast, _ = conv_gradients.with_fast_kernel_gradients(conv=jax_nn.conv)
     assert_vjps_match(

@@ -1,0 +1,90 @@
+"""XLA:CPU compiler options for the functions the library compiles on JAX.
+
+JAX 0.10's XLA:CPU hands every convolution and matmul of a compiled
+function to YNNPACK (`xla_cpu_experimental_ynn_fusion_type`, by default
+its dots and convolutions). On the 2-core development CPU YNNPACK's
+convolutions ran at about half the speed of XLA's own (Eigen) ones: the
+three 3x3 convolutions of `vae_binarized_mnist`'s decoder took 1.65-1.9x
+longer per decoded image, the stride-2 one of issue 24's ARCH encoder 2x
+(benchmarks/RESULTS.md). `options()` keeps YNNPACK for the matmuls and
+gives the convolutions back to Eigen.
+
+The options are passed per function (`jax.jit(..., compiler_options=)`),
+never through `XLA_FLAGS`, so they touch nothing else in the process: the
+JAX `Trainer` compiles the zoo models' train, test and predict functions
+inside `keras_jit_options()`, which makes Keras' JAX trainer compile with
+them, and so does `ImportanceScorer` (importance-sampled `log_likelihood`).
+The compression codecs' model passes keep XLA's defaults: a stream must
+decode with the very logits it was encoded with, and streams written
+before these options would not.
+
+`options()` is empty (nothing changes) off JAX, when JAX's default device
+is not a CPU, when the installed XLA does not know the option (checked
+once by compiling a one-line function with it), and when the environment
+variable `KERAS_VAE_XLA_CPU_OPTIONS` is `0`.
+"""
+
+import contextlib
+import functools
+import os
+
+import keras
+
+XLA_CPU_OPTIONS_ENV = "KERAS_VAE_XLA_CPU_OPTIONS"
+# YNNPACK for matmuls only: convolutions run XLA:CPU's own kernels.
+CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
+def options():
+    """The compiler options of the library's compiled functions: a dict
+    for `jax.jit(..., compiler_options=)`, empty where they do not apply.
+
+    >>> isinstance(options(), dict)
+    True
+    """
+    if os.environ.get(XLA_CPU_OPTIONS_ENV, "").strip() == "0":
+        return {}
+    return dict(_supported_options())
+
+
+@functools.cache
+def _supported_options():
+    if keras.backend.backend() != "jax":
+        return {}
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return {}
+    try:  # an XLA that does not know the option refuses to compile
+        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(1.0).compile()
+    except Exception:
+        return {}
+    return CPU_OPTIONS
+
+
+@contextlib.contextmanager
+def keras_jit_options():
+    """Within it, Keras' JAX trainer (`make_train_function`,
+    `make_test_function`, `make_predict_function`) compiles with
+    `options()`. Does nothing where `options()` is empty or where Keras'
+    trainer does not compile with `jax.jit` (Flax NNX).
+
+    >>> with keras_jit_options():
+    ...     pass
+    """
+    compiler_options = options()
+    trainer = None
+    if compiler_options:
+        import jax
+        from keras.src.backend.jax import trainer
+
+        if getattr(trainer, "jit", None) is not jax.jit:
+            trainer = None
+    if trainer is None:
+        yield
+        return
+    trainer.jit = functools.partial(jax.jit, compiler_options=compiler_options)
+    try:
+        yield
+    finally:
+        trainer.jit = jax.jit
