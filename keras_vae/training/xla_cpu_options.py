@@ -1,13 +1,14 @@
 """XLA:CPU compiler options for the functions the library compiles on JAX.
 
-JAX 0.10's XLA:CPU hands every convolution and matmul of a compiled
-function to YNNPACK (`xla_cpu_experimental_ynn_fusion_type`, by default
-its dots and convolutions). On the 2-core development CPU YNNPACK's
-convolutions ran at about half the speed of XLA's own (Eigen) ones: the
-three 3x3 convolutions of `vae_binarized_mnist`'s decoder took 1.65-1.9x
-longer per decoded image, the stride-2 one of issue 24's ARCH encoder 2x
-(benchmarks/RESULTS.md). `options()` keeps YNNPACK for the matmuls and
-gives the convolutions back to Eigen.
+JAX 0.10's XLA:CPU hands every matmul of a compiled function, and its
+larger convolutions (a 3x3 one from 32 channels on, in a check), to YNNPACK
+(`xla_cpu_experimental_ynn_fusion_type`). YNNPACK's convolutions ran at
+about half the speed of XLA's own (Eigen) ones: with them,
+`vae_binarized_mnist`'s importance-sampled evaluation took 1.7-1.9x
+longer and the default conv VAE trained 15-20% slower (an AMD EPYC VM
+with AVX2; on an AVX-512 VM, ARCH's stride-2 convolution ran at 76 GFLOP/s
+in YNNPACK, 154 in Eigen; benchmarks/RESULTS.md). `options()` keeps
+YNNPACK for the matmuls and gives the convolutions back to XLA.
 
 The options are passed per function (`jax.jit(..., compiler_options=)`),
 never through `XLA_FLAGS`, so they touch nothing else in the process: the
