@@ -21,14 +21,9 @@ own figures are k = 1000 on the CPU.
 """
 
 import argparse
-import json
 import time
 
-
-def append(path, record):
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-    print(json.dumps(record), flush=True)
+from worker import append  # benchmarks/gpu/worker.py: one JSON line, printed too
 
 
 def parse_args(argv=None):

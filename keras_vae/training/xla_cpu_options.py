@@ -74,18 +74,21 @@ def keras_jit_options():
     ...     pass
     """
     compiler_options = options()
-    trainer = None
-    if compiler_options:
-        import jax
-        from keras.src.backend.jax import trainer
-
-        if getattr(trainer, "jit", None) is not jax.jit:
-            trainer = None
+    trainer = _keras_jax_trainer() if compiler_options else None
     if trainer is None:
         yield
         return
-    trainer.jit = functools.partial(jax.jit, compiler_options=compiler_options)
+    plain_jit = trainer.jit
+    trainer.jit = functools.partial(plain_jit, compiler_options=compiler_options)
     try:
         yield
     finally:
-        trainer.jit = jax.jit
+        trainer.jit = plain_jit
+
+
+def _keras_jax_trainer():
+    """Keras' JAX trainer module, where it compiles with `jax.jit`, else `None`."""
+    import jax
+    from keras.src.backend.jax import trainer
+
+    return trainer if getattr(trainer, "jit", None) is jax.jit else None
