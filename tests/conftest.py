@@ -21,12 +21,21 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # XLA:CPU spends most of a small program's compile time in LLVM's
 # optimisation passes, and the suite's programs are small and run a few
 # steps: without them a model's first fit compiles about 45% faster, while a
-# heavy evaluation runs about 25% slower, with the same results (measured:
-# docs/testing.md).
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-    ).strip()
+# heavy evaluation runs about 25% slower, with the same results. XLA's newer
+# fusion emitters (the MLIR ones) cost more again to compile than the
+# classic LLVM ones: without them the JAX run of
+# tests/models/hierarchical_vae_test.py took 152 s instead of 224, and the
+# heavy evaluations ran no slower (docs/testing.md). Each flag is added
+# unless XLA_FLAGS already sets it.
+_XLA_TEST_FLAGS = {
+    "xla_backend_optimization_level": "0",
+    "xla_cpu_use_fusion_emitters": "false",
+}
+for _flag, _value in _XLA_TEST_FLAGS.items():
+    if _flag not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + f" --{_flag}={_value}"
+        ).strip()
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
