@@ -10,6 +10,14 @@ with AVX2; on an AVX-512 VM, ARCH's stride-2 convolution ran at 76 GFLOP/s
 in YNNPACK, 154 in Eigen; benchmarks/RESULTS.md). `options()` keeps
 YNNPACK for the matmuls and gives the convolutions back to XLA.
 
+It also turns off XLA:CPU's newer (MLIR) fusion emitters, whose code takes
+longer to compile than the classic LLVM emitters' and ran no faster here
+(`benchmarks/fusion_emitters.py`, AMD EPYC VM, idle, 3 runs each,
+alternated): the default conv VAE's first fit (its train step's compile)
+took 4.2-4.6 s instead of 6.2-7.9, it then trained 1,185-1,269 img/s
+against 1,003-1,147, and `vae_binarized_mnist`'s k = 1000 evaluation of 64
+images took 18.9-21.3 s against 21.0-26.5, with the NLL equal to 2e-5 nats.
+
 The options are passed per function (`jax.jit(..., compiler_options=)`),
 never through `XLA_FLAGS`, so they touch nothing else in the process: the
 JAX `Trainer` compiles the zoo models' train, test and predict functions
@@ -20,7 +28,7 @@ decode with the very logits it was encoded with, and streams written
 before these options would not.
 
 `options()` is empty (nothing changes) off JAX, when JAX's default device
-is not a CPU, when the installed XLA does not know the option (checked
+is not a CPU, when the installed XLA does not know the options (checked
 once by compiling a one-line function with it), and when the environment
 variable `KERAS_VAE_XLA_CPU_OPTIONS` is `0`.
 """
@@ -32,8 +40,12 @@ import os
 import keras
 
 XLA_CPU_OPTIONS_ENV = "KERAS_VAE_XLA_CPU_OPTIONS"
-# YNNPACK for matmuls only: convolutions run XLA:CPU's own kernels.
-CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+# YNNPACK for matmuls only: convolutions run XLA:CPU's own kernels; the
+# classic fusion emitters, which compile faster.
+CPU_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+    "xla_cpu_use_fusion_emitters": False,
+}
 
 
 def options():
@@ -56,7 +68,7 @@ def _supported_options():
 
     if jax.default_backend() != "cpu":
         return {}
-    try:  # an XLA that does not know the option refuses to compile
+    try:  # an XLA that does not know an option refuses to compile
         jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(1.0).compile()
     except Exception:
         return {}
