@@ -53,10 +53,10 @@ def main(setting):
         flush=True,
     )
     ((x_test, _),) = kv.datasets.load("binarized_mnist", ("test",))
-    x_test = x_test[np.random.default_rng(0).permutation(len(x_test))[:64]]
+    images = x_test[np.random.default_rng(0).permutation(len(x_test))[:64]]  # random
     preset = kv.from_preset("vae_binarized_mnist")
-    warm, _ = timed(lambda: preset.log_likelihood(x_test[:8], num_samples=1000, seed=0))
-    seconds, log_px = timed(lambda: preset.log_likelihood(x_test, num_samples=1000, seed=0))
+    warm, _ = timed(lambda: preset.log_likelihood(images[:8], num_samples=1000, seed=0))
+    seconds, log_px = timed(lambda: preset.log_likelihood(images, num_samples=1000, seed=0))
     print(
         f"{setting}: vae_binarized_mnist k=1000 warm-up {warm:.1f} s, 64 images {seconds:.1f} s, "
         f"NLL {-np.mean(log_px):.5f}",
