@@ -12,11 +12,12 @@ YNNPACK for the matmuls and gives the convolutions back to XLA.
 
 It also turns off XLA:CPU's newer (MLIR) fusion emitters, whose code takes
 longer to compile than the classic LLVM emitters' and ran no faster here
-(`benchmarks/fusion_emitters.py`, AMD EPYC VM, idle, 3 runs each,
-alternated): the default conv VAE's first fit (its train step's compile)
-took 4.2-4.6 s instead of 6.2-7.9, it then trained 1,185-1,269 img/s
-against 1,003-1,147, and `vae_binarized_mnist`'s k = 1000 evaluation of 64
-images took 18.9-21.3 s against 21.0-26.5, with the NLL equal to 2e-5 nats.
+(AMD EPYC VM, idle, 3 runs each, alternated; benchmarks/RESULTS.md,
+`benchmarks/fusion_emitters.py`): the default conv VAE's first fit (its
+train step's compile) took 4.2-4.6 s instead of 6.2-7.9, it then trained
+1,185-1,269 img/s against 1,003-1,147, and `vae_binarized_mnist`'s
+k = 1000 evaluation of 64 images took 18.9-21.3 s against 21.0-26.5, with
+the NLL equal to 2e-5 nats.
 
 The options are passed per function (`jax.jit(..., compiler_options=)`),
 never through `XLA_FLAGS`, so they touch nothing else in the process: the
@@ -29,7 +30,7 @@ before these options would not.
 
 `options()` is empty (nothing changes) off JAX, when JAX's default device
 is not a CPU, when the installed XLA does not know the options (checked
-once by compiling a one-line function with it), and when the environment
+once by compiling a one-line function with them), and when the environment
 variable `KERAS_VAE_XLA_CPU_OPTIONS` is `0`.
 """
 
