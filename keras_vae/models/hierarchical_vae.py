@@ -16,6 +16,7 @@ from keras_vae.models.generative_model import (
     check_posterior,
 )
 from keras_vae.models.importance_scorer import ImportanceScorer
+from keras_vae.training import fori_loop
 
 # Log-variances are soft-clamped to (-LOG_VAR_LIMIT, LOG_VAR_LIMIT): standard
 # deviations stay within (e^-5, e^5), so no exp over- or underflows.
@@ -593,7 +594,8 @@ class HierarchicalVAE(GenerativeModel):
 
     def _generate(self, h, base_logits, pixel_noise=None):
         """Draws an image pixel by pixel in raster order from the
-        autoregressive head: one `keras.ops.fori_loop` over the
+        autoregressive head: one `keras_vae.training.fori_loop` (a
+        `keras.ops.fori_loop`, one graph on TensorFlow) over the
         `height * width` positions (the channels of a pixel are drawn
         together). Pixel `i` is 1 when `pixel_noise[i] < Phi^-1(p_i)` (`Phi`
         the standard normal CDF: the noise is standard normal), or, without
@@ -639,7 +641,7 @@ class HierarchicalVAE(GenerativeModel):
             return pixels, logits
 
         pixels = ops.pad(ops.zeros_like(base_logits), padding)
-        _, logits = ops.fori_loop(0, height * width, step, (pixels, ops.zeros_like(base_logits)))
+        _, logits = fori_loop(0, height * width, step, (pixels, ops.zeros_like(base_logits)))
         return logits
 
     # ------------------------------------------------------------------

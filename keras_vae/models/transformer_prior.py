@@ -7,6 +7,7 @@ from keras import layers, ops
 from keras_vae import losses
 from keras_vae.layers.transformer_block import TransformerBlock
 from keras_vae.models.generative_model import GenerativeModel, check_count
+from keras_vae.training import fori_loop
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -215,7 +216,8 @@ class TransformerPrior(GenerativeModel):
 
         Code `t` is the inverse CDF of `p(c_t | c_<t)` at `noise[:, t]`, so
         the same noise gives the same codes; a loop over the positions
-        (`ops.fori_loop`) runs the Transformer once per code. The exported
+        (`keras_vae.training.fori_loop`: `ops.fori_loop`, one graph on
+        TensorFlow) runs the Transformer once per code. The exported
         `sample` signature calls this with seeded stateless noise.
 
         Args:
@@ -240,7 +242,7 @@ class TransformerPrior(GenerativeModel):
             return codes + here[None, :] * drawn[:, None]
 
         codes = ops.zeros_like(noise, dtype="int32")
-        codes = ops.fori_loop(0, self.length, draw, codes)
+        codes = fori_loop(0, self.length, draw, codes)
         return ops.reshape(codes, (-1, *self.grid_shape))
 
     def get_config(self):

@@ -42,6 +42,11 @@ own kernels, not YNNPACK's; `keras_vae.training.xla_cpu_options`,
 compiled helpers that are plain `keras.Model`s (`ImportanceScorer`); on
 the other backends it does nothing.
 
+`fori_loop` is `keras.ops.fori_loop`, except on TensorFlow, where a loop
+called eagerly runs as one traced graph (`keras_vae.training.tensorflow`):
+the models' sampling loops (a PixelCNN head's pixels, a Transformer
+prior's codes) use it.
+
 `inference()` is the context in which the models run eagerly outside
 training (`encode`, `sample`, an uncompiled `log_likelihood`, ...): on
 torch `torch.no_grad()`, so that no autograd graph is recorded (an eager
@@ -64,7 +69,7 @@ _BACKEND = keras.backend.backend()
 MALLOC_TUNED = tune_malloc(_BACKEND)
 
 if _BACKEND == "tensorflow":
-    from keras_vae.training.tensorflow import Trainer
+    from keras_vae.training.tensorflow import Trainer, fori_loop
 elif _BACKEND == "jax":
     from keras_vae.training.jax import Trainer
 elif _BACKEND == "torch":
@@ -74,6 +79,9 @@ else:
     raise ImportError(
         f"keras_vae supports the tensorflow, jax and torch backends; KERAS_BACKEND is {_BACKEND!r}."
     )
+if _BACKEND != "tensorflow":
+    # JAX compiles the loop itself; torch's eager steps are cheap.
+    fori_loop = keras.ops.fori_loop
 
 if _BACKEND == "torch":
 
@@ -103,6 +111,7 @@ __all__ = [
     "Trainer",
     "check_fit_arguments",
     "compiles_decoders",
+    "fori_loop",
     "inference",
     "keras_jit_options",
     "release_free_memory",

@@ -1,5 +1,6 @@
 """The TensorFlow trainer's input pipelines without tf.data's autotuning
-(`keras_vae.training.tensorflow.array_pipelines_without_autotune`)."""
+(`keras_vae.training.tensorflow.array_pipelines_without_autotune`), and the
+models' loops (`keras_vae.training.fori_loop`) on every backend."""
 
 import keras
 import numpy as np
@@ -74,3 +75,27 @@ def test_model_methods_build_pipelines_without_autotune(monkeypatch):
     else:
         assert built == [] and autotune == []
     assert ArrayDataAdapter.get_tf_dataset is counting  # restored after each call
+
+
+def test_models_loops_run_the_body_once_per_trace_on_tensorflow_and_jax():
+    """`keras_vae.training.fori_loop`: eager TensorFlow would call the body
+    once per step, in Python; in one graph (TensorFlow) or one compiled
+    loop (JAX) it is traced once. Torch runs it step by step. The result
+    is the loop's either way."""
+    from keras_vae.training import fori_loop
+
+    calls = []
+
+    def body(i, total):
+        calls.append(i)
+        return total + keras.ops.cast(i, "float32")
+
+    total = fori_loop(0, 50, body, keras.ops.zeros(()))
+    assert float(total) == sum(range(50))
+    assert len(calls) == (50 if BACKEND == "torch" else 1)
+    # Inside a graph, too (a TensorFlow export traces the models' loops).
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        graph_total = tf.function(lambda: fori_loop(0, 5, body, keras.ops.zeros(())))()
+        assert float(graph_total) == 10.0
