@@ -19,8 +19,8 @@ from keras_vae.runner.stage import Stage
 
 # Cheap re-check of the headline metric (tests/zoo/presets_metrics_test.py):
 # k=100 on 250 random test images, 25,000 decoder passes. Its Monte Carlo
-# noise (0.3 nats at most over six draws, on the presets so far) is below
-# the test's tolerance (0.5); another checkpoint is off by several nats.
+# noise (0.31 nats at most over five other draws, on the presets so far) is
+# below the test's tolerance (0.5); another checkpoint is off by several nats.
 CHECK_SAMPLES = 100
 CHECK_IMAGES = 250
 CHECK_SEED = 0
