@@ -30,20 +30,16 @@ from keras_vae.runner.files import write_json
 from zoo.rechecks import repository_presets
 
 
-def preset_folder(preset):
-    """The folder of `preset`: a built-in or repository-only preset's name,
-    or a folder."""
-    if preset in presets.registry():
-        return presets.zoo_dir() / preset
-    return Path(repository_presets().get(preset, preset))
-
-
 def remeasure(preset):
     """Re-measures `preset`'s `check_nll` and rewrites its metadata (and,
     for a built-in preset, its registry hash). Returns `(old, new)` metrics."""
-    model = presets.from_preset(
-        preset if preset in presets.registry() else str(preset_folder(preset))
-    )
+    builtin = preset in presets.registry()
+    if builtin:
+        folder = presets.zoo_dir() / preset
+    else:
+        folder = Path(repository_presets().get(preset, preset))
+    # A built-in preset loads by name: its files are checked against the registry.
+    model = presets.from_preset(preset if builtin else str(folder))
     metadata = model.preset_metadata
     old = metadata["metrics"]
     if "check_nll" not in old:
@@ -60,9 +56,8 @@ def remeasure(preset):
         f"it replaced {old['check_nll']:.2f} nats on {old['check_nll_images']} random images."
         + (f" Before: {earlier}" if earlier else "")
     )
-    folder = preset_folder(preset)
     write_json(folder / presets.METADATA_FILE, metadata)
-    if preset in presets.registry():
+    if builtin:
         presets.register_builtin(preset)
     return old, new
 
