@@ -213,9 +213,10 @@ class HierarchicalVAECodec(VAECodec):
         bit with the real image there instead of zeros).
 
         Each pass runs the head on the band of `autoregressive_reach + 1`
-        rows ending at the pixel's row (the model's own sampling loop does
-        the same), not on the whole image: 28 / 5 times less work on
-        MNIST with a 3-layer head."""
+        rows ending at the pixel's row, not on the whole image: 28 / 5
+        times less work on MNIST with a 3-layer head. (The model's sampling
+        loop narrows it further, to each pixel's window; the codec keeps
+        the band, whose floats its streams were written with.)"""
         height, width, channels = self.model.input_shape_
         reach = self.model.autoregressive_reach
         empty = np.zeros((len(latents[0]), height, width, channels), np.float32)

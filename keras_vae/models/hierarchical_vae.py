@@ -571,17 +571,18 @@ class HierarchicalVAE(GenerativeModel):
         without a head)."""
         return self.num_autoregressive_layers + 1 if self.autoregressive_layers else 0
 
-    def _autoregressive_logits(self, h, pixels, row_mask=None):
+    def _autoregressive_logits(self, h, pixels, mask=None):
         """The PixelCNN head's share of the logits: at each pixel, a function
         of the pixels before it in raster order and of the top-down output
-        features `h` (the latents, seen everywhere). `row_mask` (`(1, rows,
-        1, 1)`, 0 on rows above the image) zeroes those rows of each causal
+        features `h` (the latents, seen everywhere). `mask` (`(1, rows, 1,
+        1)` or `(1, rows, columns, 1)`, 0 on the rows, or positions, outside
+        the image) zeroes those positions of each causal
         convolution's input, as the "same" padding of a whole image does."""
         a = self.autoregressive_layers[0](ops.cast(pixels, self.compute_dtype)) + h
         for layer in self.autoregressive_layers[1:]:
             inputs = keras.activations.silu(a)
-            if row_mask is not None:
-                inputs = inputs * ops.cast(row_mask, inputs.dtype)
+            if mask is not None:
+                inputs = inputs * ops.cast(mask, inputs.dtype)
             a = a + layer(inputs)
         return self.autoregressive_output(keras.activations.silu(a))
 
@@ -589,8 +590,31 @@ class HierarchicalVAE(GenerativeModel):
         """The logits of the last row of a band of `autoregressive_reach + 1`
         rows (`h` and `pixels` of those rows, `row_mask` 0 on rows above the
         image): `base_row`, the factorised logits of that row, plus the
-        head's. The sampling loop and the bits-back codec run the head so."""
+        head's. The bits-back codec runs the head so."""
         return base_row + self._autoregressive_logits(h, pixels, row_mask)[:, -1]
+
+    def _window_logits(self, h, pixels, mask):
+        """The head's logits, `(batch, channels)`, at one pixel from the
+        window of its receptive field: `h`, `pixels` and `mask` (1 inside
+        the image) of the `autoregressive_reach + 1` rows that end at the
+        pixel's row and the `2 * autoregressive_reach + 1` columns centred
+        on it. Each causal convolution's output is cropped to the positions
+        its window determines (its rows above and columns beside them are
+        what its "same" padding got wrong), so the next one runs on fewer
+        positions: the last leaves the pixel alone."""
+
+        def crop(tensor, layer):  # the kernel's reach: rows above, columns on each side
+            reach = layer.kernel_size[0] // 2
+            return tensor[:, reach:, reach : tensor.shape[2] - reach]
+
+        first = self.autoregressive_layers[0]
+        a = crop(first(ops.cast(pixels, self.compute_dtype)), first) + crop(h, first)
+        mask = crop(mask, first)
+        for layer in self.autoregressive_layers[1:]:
+            inputs = keras.activations.silu(a) * ops.cast(mask, a.dtype)
+            a = crop(a, layer) + crop(layer(inputs), layer)
+            mask = crop(mask, layer)
+        return self.autoregressive_output(keras.activations.silu(a))[:, 0, 0]
 
     def _generate(self, h, base_logits, pixel_noise=None):
         """Draws an image pixel by pixel in raster order from the
@@ -602,15 +626,19 @@ class HierarchicalVAE(GenerativeModel):
         noise, when `p_i > 1/2` (greedy). Returns the logits of each pixel
         given the pixels drawn before it (float32, the image's shape).
 
-        Each step runs the head on the band of `autoregressive_reach + 1`
-        rows that ends at the pixel's row (the image padded with zero rows
-        on top), not on the whole image: the logit at the band's last row
-        sees no row above the band."""
+        Each step runs the head on the window of the pixel's receptive
+        field only (`_window_logits`; the image padded with zeros, and each
+        causal convolution's input zeroed outside the image as the "same"
+        padding of a whole image does), not on the whole image."""
         height, width, channels = self.input_shape_
         reach = self.autoregressive_reach
-        rows = ops.arange(reach + 1)
-        padding = [[0, 0], [reach, 0], [0, 0], [0, 0]]
+        rows, columns = reach + 1, 2 * reach + 1
+        padding = [[0, 0], [reach, 0], [reach, reach], [0, 0]]
+        padded_width = width + 2 * reach
+        inside = np.pad(np.ones((height, width), "float32"), padding[1:3])
+        inside = ops.convert_to_tensor(inside[None, :, :, None])
         h = ops.pad(h, padding)
+        batch, hidden = ops.shape(h)[0], ops.shape(h)[-1]
         if pixel_noise is not None:
             # Phi(noise) < p  <=>  noise < Phi^-1(p): compare uniforms to p.
             uniforms = 0.5 * (1.0 + ops.erf(ops.cast(pixel_noise, "float32") / math.sqrt(2.0)))
@@ -619,22 +647,23 @@ class HierarchicalVAE(GenerativeModel):
         def step(i, state):
             pixels, logits = state
             row, column = i // width, i % width
-            band = row + rows  # padded rows `row - reach .. row` of the image
-            row_mask = ops.reshape(band >= reach, (1, reach + 1, 1, 1))
-            row_logits = self._band_row_logits(
-                ops.take(h, band, axis=1),
-                ops.take(pixels, band, axis=1),
-                ops.take(base_logits, row, axis=1),
-                row_mask,
-            )
-            current = ops.take(row_logits, column, axis=1)  # (batch, channels)
+            window = (0, row, column, 0)  # padded rows row..row+reach, columns column..+2*reach
+            current = self._window_logits(
+                ops.slice(h, window, (batch, rows, columns, hidden)),
+                ops.slice(pixels, window, (batch, rows, columns, channels)),
+                ops.slice(inside, window, (1, rows, columns, 1)),
+            ) + ops.take(ops.take(base_logits, row, axis=1), column, axis=1)
             if pixel_noise is None:
                 drawn = ops.cast(current > 0, "float32")
             else:
                 drawn = ops.cast(ops.take(uniforms, i, axis=1) < ops.sigmoid(current), "float32")
             here = ops.one_hot(i, height * width, dtype="float32")
-            padded_here = ops.one_hot(i + reach * width, (height + reach) * width, dtype="float32")
-            pixels = pixels + ops.reshape(padded_here, (1, height + reach, width, 1)) * (
+            padded_here = ops.one_hot(
+                (row + reach) * padded_width + column + reach,
+                (height + reach) * padded_width,
+                dtype="float32",
+            )
+            pixels = pixels + ops.reshape(padded_here, (1, height + reach, padded_width, 1)) * (
                 drawn[:, None, None, :]
             )
             logits = logits + ops.reshape(here, (1, height, width, 1)) * current[:, None, None, :]

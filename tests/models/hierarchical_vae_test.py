@@ -413,8 +413,9 @@ def test_autoregressive_verbs_sample_noise_bound_and_round_trip(iaf_model, tmp_p
     z_means, _ = model.encode(X[:3])
     probs = model.reconstruct(X[:3])
     np.testing.assert_allclose(model.decode(z_means), probs, atol=1e-6)
-    # Generation runs the head on bands of rows (reach 3 of 8 rows here):
-    # scoring the greedy image on the whole image gives the same logits.
+    # Generation runs the head on each pixel's window (reach 3: 4 rows, 7
+    # of the 8 columns, cropped layer by layer): scoring the greedy image on
+    # the whole image gives the same logits.
     assert model.autoregressive_reach == 3
     greedy = (probs > 0.5).astype("float32")
     logits, _ = model._top_down(
