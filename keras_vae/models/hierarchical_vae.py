@@ -599,9 +599,9 @@ class HierarchicalVAE(GenerativeModel):
         the image) of the `autoregressive_reach + 1` rows that end at the
         pixel's row and the `2 * autoregressive_reach + 1` columns centred
         on it. Each causal convolution's output is cropped to the positions
-        its window determines (its rows above and columns beside them are
-        what its "same" padding got wrong), so the next one runs on fewer
-        positions: the last leaves the pixel alone."""
+        whose inputs all lie inside the window (those nearer its top or its
+        sides read the convolution's zero padding), so the next one runs on
+        fewer positions, and the last on the pixel alone."""
 
         def crop(tensor, layer):  # the kernel's reach: rows above, columns on each side
             reach = layer.kernel_size[0] // 2
