@@ -571,19 +571,37 @@ class HierarchicalVAE(GenerativeModel):
         without a head)."""
         return self.num_autoregressive_layers + 1 if self.autoregressive_layers else 0
 
-    def _autoregressive_logits(self, h, pixels, mask=None):
+    def _autoregressive_logits(self, h, pixels, mask=None, cropped=False):
         """The PixelCNN head's share of the logits: at each pixel, a function
         of the pixels before it in raster order and of the top-down output
         features `h` (the latents, seen everywhere). `mask` (`(1, rows, 1,
         1)` or `(1, rows, columns, 1)`, 0 on the rows, or positions, outside
-        the image) zeroes those positions of each causal
-        convolution's input, as the "same" padding of a whole image does."""
-        a = self.autoregressive_layers[0](ops.cast(pixels, self.compute_dtype)) + h
+        the image) zeroes those positions of each causal convolution's
+        input, as the "same" padding of a whole image does.
+
+        `cropped=True` crops each causal convolution's output to the
+        positions whose inputs all lie inside the inputs given (those nearer
+        their top or their sides read the convolution's zero padding), so
+        the next one runs on fewer positions: on the window of one pixel's
+        receptive field (`_window_logits`) the last runs on that pixel
+        alone."""
+
+        def crop(tensor, layer):  # the kernel's reach: rows above, columns on each side
+            if not cropped:
+                return tensor
+            reach = layer.kernel_size[0] // 2
+            return tensor[:, reach:, reach : tensor.shape[2] - reach]
+
+        first = self.autoregressive_layers[0]
+        a = crop(first(ops.cast(pixels, self.compute_dtype)), first) + crop(h, first)
+        if mask is not None:
+            mask = crop(mask, first)
         for layer in self.autoregressive_layers[1:]:
             inputs = keras.activations.silu(a)
             if mask is not None:
                 inputs = inputs * ops.cast(mask, inputs.dtype)
-            a = a + layer(inputs)
+                mask = crop(mask, layer)
+            a = crop(a, layer) + crop(layer(inputs), layer)
         return self.autoregressive_output(keras.activations.silu(a))
 
     def _band_row_logits(self, h, pixels, base_row, row_mask):
@@ -598,23 +616,8 @@ class HierarchicalVAE(GenerativeModel):
         window of its receptive field: `h`, `pixels` and `mask` (1 inside
         the image) of the `autoregressive_reach + 1` rows that end at the
         pixel's row and the `2 * autoregressive_reach + 1` columns centred
-        on it. Each causal convolution's output is cropped to the positions
-        whose inputs all lie inside the window (those nearer its top or its
-        sides read the convolution's zero padding), so the next one runs on
-        fewer positions, and the last on the pixel alone."""
-
-        def crop(tensor, layer):  # the kernel's reach: rows above, columns on each side
-            reach = layer.kernel_size[0] // 2
-            return tensor[:, reach:, reach : tensor.shape[2] - reach]
-
-        first = self.autoregressive_layers[0]
-        a = crop(first(ops.cast(pixels, self.compute_dtype)), first) + crop(h, first)
-        mask = crop(mask, first)
-        for layer in self.autoregressive_layers[1:]:
-            inputs = keras.activations.silu(a) * ops.cast(mask, a.dtype)
-            a = crop(a, layer) + crop(layer(inputs), layer)
-            mask = crop(mask, layer)
-        return self.autoregressive_output(keras.activations.silu(a))[:, 0, 0]
+        on it, each convolution cropped (`_autoregressive_logits`)."""
+        return self._autoregressive_logits(h, pixels, mask, cropped=True)[:, 0, 0]
 
     def _generate(self, h, base_logits, pixel_noise=None):
         """Draws an image pixel by pixel in raster order from the
