@@ -172,11 +172,11 @@ class HierarchicalVAE(GenerativeModel):
     >>> history = model.fit(x, epochs=1, batch_size=8, verbose=0)
     >>> sorted(history.history)
     ['kl_1', 'kl_2', 'kl_loss', 'loss', 'reconstruction_loss']
-    >>> z_means, z_log_vars = model.encode(x[:3])
+    >>> z_means, z_log_vars = model.encode(x[:2])
     >>> [z.shape for z in z_means]
-    [(3, 7, 7, 2), (3, 14, 14, 2)]
+    [(2, 7, 7, 2), (2, 14, 14, 2)]
     >>> model.decode(z_means).shape
-    (3, 28, 28, 1)
+    (2, 28, 28, 1)
     >>> model.sample(2, temperature=0.7, seed=0).shape
     (2, 28, 28, 1)
     >>> model.log_likelihood(x[:2], num_samples=4).shape
